@@ -1,0 +1,17 @@
+// Entry point of the native addon: registers each part's functions.
+#include "common.h"
+
+namespace moco {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  InitTensor(env, exports);
+  InitDispatch(env, exports);
+  InitRuntime(env, exports);
+  InitSerialize(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(moco_torch, Init)
+
+}  // namespace moco

@@ -1,0 +1,352 @@
+// The tensor wrapper: lifetime, metadata, data out, and the autograd entry points.
+#include "common.h"
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
+
+#include <cstring>
+
+namespace moco {
+
+namespace {
+
+int64_t ByteSize(const at::Tensor& t) {
+  return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+}
+
+Napi::Array ToArray(Napi::Env env, c10::IntArrayRef values) {
+  Napi::Array out = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(values[i])));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DeviceName(const c10::Device& device) { return device.str(); }
+
+c10::Device ParseDevice(Napi::Env env, const std::string& text) {
+  try {
+    return c10::Device(text);
+  } catch (const c10::Error&) {
+    ThrowType(env, "invalid device '" + text + "': expected 'cpu', 'cuda' or 'cuda:N'");
+  }
+}
+
+Napi::Function TensorHandle::Define(Napi::Env env) {
+  return DefineClass(
+      env, "TensorHandle",
+      {
+          InstanceMethod("dispose", &TensorHandle::Dispose),
+          InstanceMethod("_isDisposed", &TensorHandle::IsDisposed),
+          InstanceMethod("_shape", &TensorHandle::Shape),
+          InstanceMethod("_strides", &TensorHandle::Strides),
+          InstanceMethod("_dtype", &TensorHandle::DType),
+          InstanceMethod("_device", &TensorHandle::Device),
+          InstanceMethod("_numel", &TensorHandle::Numel),
+          InstanceMethod("_dim", &TensorHandle::Dim),
+          InstanceMethod("_isContiguous", &TensorHandle::IsContiguous),
+          InstanceMethod("_bytes", &TensorHandle::Bytes),
+          InstanceMethod("_item", &TensorHandle::Item),
+          InstanceMethod("_requiresGrad", &TensorHandle::RequiresGrad),
+          InstanceMethod("_setRequiresGrad", &TensorHandle::SetRequiresGrad),
+          InstanceMethod("_grad", &TensorHandle::Grad),
+          InstanceMethod("_setGrad", &TensorHandle::SetGrad),
+          InstanceMethod("_backward", &TensorHandle::Backward),
+          InstanceMethod("_retainGrad", &TensorHandle::RetainGrad),
+          InstanceMethod("_isLeaf", &TensorHandle::IsLeaf),
+          InstanceMethod("_gradFn", &TensorHandle::GradFn),
+          InstanceMethod("_storageId", &TensorHandle::StorageId),
+          InstanceMethod("_assign", &TensorHandle::Assign),
+      });
+}
+
+TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
+
+TensorHandle::~TensorHandle() {
+  // Finalizers may run without a usable environment for JS calls, but adjusting
+  // the external memory counter is allowed there.
+  if (!disposed_ && accounted_ != 0) {
+    int64_t ignored = 0;
+    napi_adjust_external_memory(Env(), -accounted_, &ignored);
+  }
+}
+
+void TensorHandle::Release(Napi::Env env) {
+  if (disposed_) return;
+  disposed_ = true;
+  tensor_ = at::Tensor();
+  if (accounted_ != 0) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+    accounted_ = 0;
+  }
+}
+
+Napi::Value TensorHandle::Wrap(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  AddonData* data = env.GetInstanceData<AddonData>();
+  Napi::Object object = data->tensorConstructor.New({});
+  TensorHandle* handle = TensorHandle::Unwrap(object);
+  handle->accounted_ = ByteSize(tensor);
+  handle->tensor_ = std::move(tensor);
+  if (handle->accounted_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, handle->accounted_);
+  return object;
+}
+
+bool TensorHandle::IsHandle(const Napi::Value& value) {
+  if (!value.IsObject()) return false;
+  AddonData* data = value.Env().GetInstanceData<AddonData>();
+  return value.As<Napi::Object>().InstanceOf(data->baseConstructor.Value());
+}
+
+const at::Tensor& TensorHandle::FromValue(const Napi::Value& value, const char* what) {
+  Napi::Env env = value.Env();
+  if (!IsHandle(value)) ThrowType(env, std::string(what) + ": expected a Tensor");
+  return Napi::ObjectWrap<TensorHandle>::Unwrap(value.As<Napi::Object>())->tensor(env);
+}
+
+const at::Tensor& TensorHandle::tensor(Napi::Env env) const {
+  if (disposed_) throw Napi::Error::New(env, "Tensor is disposed: it was freed by dispose() or by a tidy() scope");
+  if (!tensor_.defined()) throw Napi::Error::New(env, "Tensor is empty: make tensors with the torch functions, not with new Tensor()");
+  return tensor_;
+}
+
+Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
+  Release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value TensorHandle::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+Napi::Value TensorHandle::Shape(const Napi::CallbackInfo& info) {
+  return ToArray(info.Env(), tensor(info.Env()).sizes());
+}
+
+Napi::Value TensorHandle::Strides(const Napi::CallbackInfo& info) {
+  return ToArray(info.Env(), tensor(info.Env()).strides());
+}
+
+Napi::Value TensorHandle::DType(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<int>(tensor(info.Env()).scalar_type()));
+}
+
+Napi::Value TensorHandle::Device(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), DeviceName(tensor(info.Env()).device()));
+}
+
+Napi::Value TensorHandle::Numel(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(tensor(info.Env()).numel()));
+}
+
+Napi::Value TensorHandle::Dim(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(tensor(info.Env()).dim()));
+}
+
+Napi::Value TensorHandle::IsContiguous(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tensor(info.Env()).is_contiguous());
+}
+
+// A copy of the elements, in row-major order, as raw bytes; the TypeScript side
+// views them through the typed array that matches the dtype.
+Napi::Value TensorHandle::Bytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    at::Tensor t = tensor(env).detach().to(at::kCPU).contiguous();
+    size_t n = static_cast<size_t>(t.numel()) * t.element_size();
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, n);
+    if (n > 0) std::memcpy(buffer.Data(), t.data_ptr(), n);
+    return buffer;
+  });
+}
+
+Napi::Value TensorHandle::Item(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const at::Tensor& t = tensor(env);
+    if (t.numel() != 1) {
+      throw Napi::Error::New(env, "item() needs a tensor with exactly one element, got " +
+                                      std::to_string(t.numel()));
+    }
+    if (t.scalar_type() == at::kBool) return Napi::Boolean::New(env, t.item<bool>());
+    return Napi::Number::New(env, t.item<double>());
+  });
+}
+
+Napi::Value TensorHandle::RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tensor(info.Env()).requires_grad());
+}
+
+Napi::Value TensorHandle::SetRequiresGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) ThrowType(env, "requiresGrad: expected a boolean");
+  bool flag = info[0].As<Napi::Boolean>();
+  return Guard(env, [&]() -> Napi::Value {
+    // requires_grad_ is a method of the tensor object itself, so every wrapper of
+    // this implementation sees the change.
+    const_cast<at::Tensor&>(tensor(env)).requires_grad_(flag);
+    return env.Undefined();
+  });
+}
+
+Napi::Value TensorHandle::Grad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value { return Wrap(env, tensor(env).grad()); });
+}
+
+Napi::Value TensorHandle::SetGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    at::Tensor& self = const_cast<at::Tensor&>(tensor(env));
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      self.mutable_grad().reset();
+    } else {
+      self.mutable_grad() = FromValue(info[0], "grad");
+    }
+    return env.Undefined();
+  });
+}
+
+Napi::Value TensorHandle::Backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    const at::Tensor& self = tensor(env);
+    std::vector<at::Tensor> grads;
+    if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) {
+      grads.push_back(FromValue(info[0], "backward(gradient)"));
+    }
+    bool retain = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    bool create = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    torch::autograd::backward({self}, grads, retain ? c10::optional<bool>(true) : c10::nullopt, create);
+    return env.Undefined();
+  });
+}
+
+Napi::Value TensorHandle::RetainGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    tensor(env).retain_grad();
+    return env.Undefined();
+  });
+}
+
+Napi::Value TensorHandle::IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tensor(info.Env()).is_leaf());
+}
+
+Napi::Value TensorHandle::GradFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& fn = tensor(env).grad_fn();
+  if (!fn) return env.Null();
+  return Napi::String::New(env, fn->name());
+}
+
+// Identifies the storage so that TypeScript can tell views of one tensor apart
+// from copies (checkpoint writers share storages the way PyTorch does).
+Napi::Value TensorHandle::StorageId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = tensor(env);
+  if (!t.has_storage()) return env.Null();
+  auto id = reinterpret_cast<uintptr_t>(t.storage().unsafeGetStorageImpl());
+  return Napi::Number::New(env, static_cast<double>(id));
+}
+
+// Points this wrapper at another tensor, taking over its reference (the source
+// wrapper is disposed). Lets a module swap a parameter's value in place.
+Napi::Value TensorHandle::Assign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !IsHandle(info[0])) ThrowType(env, "assign: expected a Tensor");
+  TensorHandle* other = Napi::ObjectWrap<TensorHandle>::Unwrap(info[0].As<Napi::Object>());
+  at::Tensor value = other->tensor(env);
+  if (other != this) other->Release(env);
+  Release(env);
+  disposed_ = false;
+  accounted_ = ByteSize(value);
+  tensor_ = std::move(value);
+  if (accounted_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
+  return env.Undefined();
+}
+
+// Makes a tensor from raw little-endian bytes: a fresh storage of `storageNumel`
+// elements, viewed with the given size, stride and offset (as PyTorch files lay
+// tensors out). The bytes are copied, so the caller may reuse its buffer.
+static Napi::Value FromBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsTypedArray()) {
+      ThrowType(env, "fromBytes(bytes, dtype, shape[, strides, offset]): bytes must be a typed array");
+    }
+    Napi::TypedArray bytes = info[0].As<Napi::TypedArray>();
+    if (!info[1].IsNumber()) ThrowType(env, "fromBytes: dtype must be a number");
+    auto dtype = static_cast<at::ScalarType>(info[1].As<Napi::Number>().Int32Value());
+    if (!info[2].IsArray()) ThrowType(env, "fromBytes: shape must be an array of integers");
+    auto readInts = [&](Napi::Array a, const char* what) {
+      std::vector<int64_t> out(a.Length());
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsNumber()) ThrowType(env, std::string("fromBytes: ") + what + " must hold integers");
+        double d = v.As<Napi::Number>().DoubleValue();
+        if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d))) {
+          ThrowType(env, std::string("fromBytes: ") + what + " must hold non-negative integers");
+        }
+        out[i] = static_cast<int64_t>(d);
+      }
+      return out;
+    };
+    std::vector<int64_t> shape = readInts(info[2].As<Napi::Array>(), "shape");
+    size_t itemSize = c10::elementSize(dtype);
+    size_t byteLength = bytes.ByteLength();
+    if (byteLength % itemSize != 0) {
+      throw Napi::Error::New(env, "fromBytes: " + std::to_string(byteLength) + " bytes is not a whole number of " +
+                                      std::to_string(itemSize) + "-byte elements");
+    }
+    int64_t storageNumel = static_cast<int64_t>(byteLength / itemSize);
+    const uint8_t* src = static_cast<const uint8_t*>(bytes.ArrayBuffer().Data()) + bytes.ByteOffset();
+    at::Tensor storage = at::empty({storageNumel}, at::TensorOptions().dtype(dtype));
+    if (byteLength > 0) std::memcpy(storage.data_ptr(), src, byteLength);
+    if (info.Length() > 3 && info[3].IsArray()) {
+      std::vector<int64_t> strides = readInts(info[3].As<Napi::Array>(), "strides");
+      int64_t offset = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : 0;
+      if (strides.size() != shape.size()) throw Napi::Error::New(env, "fromBytes: strides and shape differ in length");
+      int64_t last = offset;
+      for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] == 0) { last = -1; break; }
+        last += (shape[i] - 1) * strides[i];
+      }
+      if (last >= storageNumel) {
+        throw Napi::Error::New(env, "fromBytes: the view reaches element " + std::to_string(last) +
+                                        " but the storage holds " + std::to_string(storageNumel));
+      }
+      return TensorHandle::Wrap(env, storage.as_strided(shape, strides, offset).clone(at::MemoryFormat::Preserve));
+    }
+    int64_t expected = c10::multiply_integers(shape);
+    if (expected != storageNumel) {
+      throw Napi::Error::New(env, "fromBytes: shape holds " + std::to_string(expected) + " elements but " +
+                                      std::to_string(storageNumel) + " were given");
+    }
+    return TensorHandle::Wrap(env, storage.view(shape));
+  });
+}
+
+// The TypeScript Tensor class extends TensorHandle; tensors made here are
+// constructed through it so that JavaScript sees one object per tensor.
+static Napi::Value SetTensorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(env, "setTensorClass: expected a constructor");
+  env.GetInstanceData<AddonData>()->tensorConstructor = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+void InitTensor(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = TensorHandle::Define(env);
+  AddonData* data = env.GetInstanceData<AddonData>();
+  data->baseConstructor = Napi::Persistent(ctor);
+  data->tensorConstructor = Napi::Persistent(ctor);
+  exports.Set("TensorHandle", ctor);
+  exports.Set("setTensorClass", Napi::Function::New(env, SetTensorClass, "setTensorClass"));
+  exports.Set("fromBytes", Napi::Function::New(env, FromBytes, "fromBytes"));
+}
+
+}  // namespace moco

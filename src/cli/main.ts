@@ -1,0 +1,50 @@
+/**
+ * The `moco-cxr` command line: finds the command and hands it the rest of the
+ * arguments. Each command lives in its own module and is loaded only when run.
+ */
+
+/** A command: parses its own arguments and returns the process exit code. */
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  doctor: async () => (await import('./doctor.js')).command,
+  demo: async () => (await import('./demo.js')).command,
+};
+
+function usage(): string {
+  return [
+    'usage: moco-cxr <command> [options]',
+    '',
+    'commands:',
+    ...Object.keys(COMMANDS).map((name) => `  ${name}`),
+    '',
+    "Run `moco-cxr <command> --help` for a command's options.",
+  ].join('\n');
+}
+
+/** Runs the CLI with `argv` (without node and the script) and sets the exit code. */
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    process.exitCode = name === undefined ? 1 : 0;
+    return;
+  }
+  const load = COMMANDS[name];
+  if (load === undefined) {
+    console.error(`moco-cxr: unknown command '${name}'\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    const command = await load();
+    process.exitCode = await command.run(rest);
+  } catch (error) {
+    console.error(`moco-cxr ${name}: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.MOCO_CXR_DEBUG !== undefined && error instanceof Error) console.error(error.stack);
+    process.exitCode = 1;
+  }
+}

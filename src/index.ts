@@ -1,0 +1,5 @@
+/**
+ * moco-cxr: MoCo v2 self-supervised pretraining and evaluation of chest X-ray
+ * models, over libtorch.
+ */
+export * as torch from './torch/index.js';

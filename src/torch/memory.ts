@@ -1,0 +1,92 @@
+/**
+ * Tensor lifetimes. Node's garbage collector does not see native memory, so a
+ * loop that drops tensors without freeing them grows without bound. Tensors are
+ * freed explicitly with `dispose()`, or by a `tidy()` scope that frees every
+ * tensor made inside it except what it returns or `keep()`s.
+ */
+
+/** Anything that can be freed; the Tensor class satisfies it. */
+export interface Disposable {
+  dispose(): void;
+}
+
+const scopes: Set<Disposable>[] = [];
+
+/** Registers a newly made tensor with the innermost tidy scope, if any. */
+export function track(tensor: Disposable): void {
+  const scope = scopes[scopes.length - 1];
+  if (scope !== undefined) scope.add(tensor);
+}
+
+/** Exempts a tensor from every enclosing tidy scope; the caller now owns it. */
+export function keep<T extends Disposable>(tensor: T): T {
+  for (const scope of scopes) scope.delete(tensor);
+  return tensor;
+}
+
+function collect(value: unknown, into: Set<Disposable>, depth: number): void {
+  if (value === null || typeof value !== 'object' || depth > 8) return;
+  if (isDisposable(value)) {
+    into.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) collect(item, into, depth + 1);
+  } else if (value instanceof Map) {
+    for (const item of value.values()) collect(item, into, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const item of Object.values(value)) collect(item, into, depth + 1);
+  }
+}
+
+let disposableCheck: (value: object) => value is Disposable = (_value): _value is Disposable => false;
+
+function isDisposable(value: object): value is Disposable {
+  return disposableCheck(value);
+}
+
+/** Tells the scopes how to recognise a tensor (set once by the Tensor module). */
+export function setDisposableCheck(check: (value: object) => value is Disposable): void {
+  disposableCheck = check;
+}
+
+/**
+ * Runs `fn` and frees every tensor created while it ran, except the tensors in
+ * its result (a tensor, or arrays / plain objects / Maps holding tensors), which
+ * move to the enclosing scope. If `fn` throws, everything it made is freed.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (error) {
+    scopes.pop();
+    for (const tensor of scope) tensor.dispose();
+    throw error;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    for (const tensor of scope) tensor.dispose();
+    throw new TypeError('tidy(fn): fn must be synchronous; tensors cannot be tracked across await');
+  }
+  const returned = new Set<Disposable>();
+  collect(result, returned, 0);
+  const parent = scopes[scopes.length - 1];
+  for (const tensor of scope) {
+    if (returned.has(tensor)) {
+      if (parent !== undefined) parent.add(tensor);
+    } else {
+      tensor.dispose();
+    }
+  }
+  return result;
+}
+
+/** Frees every tensor found in a value (a tensor, or arrays / objects / Maps of them). */
+export function dispose(value: unknown): void {
+  const found = new Set<Disposable>();
+  collect(value, found, 0);
+  for (const tensor of found) tensor.dispose();
+}

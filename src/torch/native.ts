@@ -1,0 +1,90 @@
+/**
+ * Loads the native addon (libtorch bound through N-API) and describes its
+ * surface. Everything else in the library reaches libtorch through here.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Methods every native tensor carries; the TypeScript `Tensor` class extends them. */
+export interface NativeTensorMethods {
+  dispose(): void;
+  _isDisposed(): boolean;
+  _shape(): number[];
+  _strides(): number[];
+  _dtype(): number;
+  _device(): string;
+  _numel(): number;
+  _dim(): number;
+  _isContiguous(): boolean;
+  _bytes(): ArrayBuffer;
+  _item(): number | boolean;
+  _requiresGrad(): boolean;
+  _setRequiresGrad(flag: boolean): void;
+  _grad(): unknown;
+  _setGrad(grad: unknown): void;
+  _backward(gradient: unknown, retainGraph: boolean, createGraph: boolean): void;
+  _retainGrad(): void;
+  _isLeaf(): boolean;
+  _gradFn(): string | null;
+  _storageId(): number | null;
+  _assign(other: unknown): void;
+}
+
+/** What libtorch reports about itself. */
+export interface BuildInfo {
+  version: string;
+  config: string;
+  parallel: string;
+  cudaCompiled: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  cudnnAvailable: boolean;
+  mkldnn: boolean;
+  mkl: boolean;
+  openmp: boolean;
+  lapack: boolean;
+  threads: number;
+  interopThreads: number;
+}
+
+export interface ResolvedOperator {
+  id: number;
+  args: { name: string; optional: boolean; hasDefault: boolean }[];
+  returns: number;
+}
+
+export interface NativeAddon {
+  TensorHandle: new () => NativeTensorMethods;
+  setTensorClass(ctor: new () => NativeTensorMethods): void;
+  fromBytes(bytes: ArrayBufferView, dtype: number, shape: number[], strides?: number[], offset?: number): unknown;
+  resolve(name: string, overload: string): ResolvedOperator;
+  call(id: number, args: unknown[], discard?: boolean): unknown;
+  schema(id: number): string;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  setGradEnabled(flag: boolean): boolean;
+  isGradEnabled(): boolean;
+  buildInfo(): BuildInfo;
+  pickleSave(tree: unknown): Buffer;
+}
+
+function packageRoot(): string {
+  // Works from src/ (tsx) and from dist/ (compiled): both sit two levels below the root.
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+function loadAddon(): NativeAddon {
+  const root = packageRoot();
+  const file = join(root, 'build', 'Release', 'moco_torch.node');
+  if (!existsSync(file)) {
+    throw new Error(`moco-cxr: the native engine is not built (${file} is missing). Run \`npm run setup\` in ${root}.`);
+  }
+  const require = createRequire(import.meta.url);
+  return require(file) as NativeAddon;
+}
+
+/** The loaded addon. */
+export const native: NativeAddon = loadAddon();

@@ -1,0 +1,31 @@
+/**
+ * Runs the PyTorch side of a benchmark in Debian's python3 (same libtorch) and
+ * returns what the script printed as JSON on its last line.
+ */
+import { spawnSync } from 'node:child_process';
+
+export const PYTHON = '/usr/bin/python3';
+
+/** Runs `script` with the given thread count; the script prints one JSON line last. */
+export function runPythonBench<T>(script: string, threads: number): T {
+  const result = spawnSync(PYTHON, ['-c', script], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
+  });
+  if (result.status !== 0) throw new Error(`python benchmark failed:\n${result.stderr}`);
+  const lines = result.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
+}
+
+/** Peak resident memory of this process so far, in MB (Linux). */
+export function peakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Formats a row of a side-by-side table. */
+export function row(label: string, ours: number, theirs: number, unit: string, target?: number): string {
+  const ratio = ours / theirs;
+  const goal = target === undefined ? '' : `  target >= ${target.toFixed(2)}x ${ratio >= target ? 'MET' : 'NOT MET'}`;
+  return `${label.padEnd(44)} ours ${ours.toFixed(2).padStart(10)} ${unit}  pytorch ${theirs.toFixed(2).padStart(10)} ${unit}  ratio ${ratio.toFixed(3)}x${goal}`;
+}

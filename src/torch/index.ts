@@ -11,3 +11,4 @@ export * from './functional.js';
 export { tidy, keep, dispose } from './memory.js';
 export { manualSeed, setNumThreads, getNumThreads, buildInfo, noGrad, enableGrad, isGradEnabled } from './runtime.js';
 export { operator, type Operator } from './operator.js';
+export * from './serialization.js';

@@ -3,3 +3,4 @@
  * models, over libtorch.
  */
 export * as torch from './torch/index.js';
+export * as optim from './optim/index.js';

@@ -170,6 +170,8 @@ export const aten = {
   // optimizer kernels over whole parameter lists (one native call per step)
   foreachMulScalar_: operator('aten::_foreach_mul_', 'Scalar'),
   foreachAddList_: operator('aten::_foreach_add_', 'List'),
+  foreachAddList: operator('aten::_foreach_add', 'List'),
+  foreachNeg: operator('aten::_foreach_neg'),
   foreachAddcmulScalar_: operator('aten::_foreach_addcmul_', 'Scalar'),
   foreachAddcdivScalar_: operator('aten::_foreach_addcdiv_', 'Scalar'),
   foreachAddcdivScalarList_: operator('aten::_foreach_addcdiv_', 'ScalarList'),

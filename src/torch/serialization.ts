@@ -3,16 +3,17 @@
  * `load` reads what Python's `torch.save` writes (torchvision weights, MoCo
  * checkpoints with optimizer state, our own files).
  *
- * Writing goes through libtorch's pickler. Reading is done here, in TypeScript,
- * because libtorch 1.13's `pickle_load` rejects the files users actually have:
- * a torchvision state dict (an OrderedDict carrying `_metadata`) and any
- * checkpoint holding an optimizer state.
+ * Both directions are done here, in TypeScript. libtorch 1.13's `pickle_load`
+ * rejects the files users actually have (a torchvision state dict, an
+ * OrderedDict carrying `_metadata`; any checkpoint holding an optimizer state),
+ * and its `pickle_save` tags containers with a name that Python's
+ * `torch.load(weights_only=True)`, the default since PyTorch 2.6, refuses.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { native } from './native.js';
 import { encodeValue } from './pickle/encode.js';
+import { writeCheckpoint } from './pickle/pickler.js';
 import { detectFormat, readLegacyCheckpoint, readZipCheckpoint } from './pickle/formats.js';
 import { materialize, type UnknownClassPolicy } from './pickle/unpickler.js';
 
@@ -50,16 +51,20 @@ export interface LoadOptions {
 
 /**
  * Saves `value` to `path` in PyTorch's zip format, which Python's `torch.load`
- * reads. Values map to Python as: null/undefined → None; booleans; integral
- * numbers → int, other numbers → float (`pyFloat(1)` forces `1.0`); strings;
- * Tensors (views keep their strides; a tensor sharing storage with another is
- * written once); arrays → list (`tuple(...)` for a tuple); plain objects and
- * string-keyed Maps → dict; integer-keyed Maps → int-keyed dict (an optimizer's
- * `state`). The file is written to a temporary file beside `path` and renamed
- * over it, so a crash never leaves a half-written checkpoint.
+ * reads (also with `weights_only=True`). Values map to Python as:
+ * null/undefined → None; booleans; integral numbers → int, other numbers →
+ * float (`pyFloat(1)` forces `1.0`); strings; Tensors; arrays → list
+ * (`tuple(...)` for a tuple); plain objects and string-keyed Maps → dict;
+ * integer-keyed Maps → int-keyed dict (an optimizer's `state`).
+ *
+ * Tensors are written as contiguous CPU tensors, each with its own storage
+ * (views do not drag their whole base storage along); the same Tensor object
+ * reached twice is written once and loads in Python as one tensor (tied
+ * weights stay tied). The file is written to a temporary file beside `path`,
+ * flushed, and renamed over it, so a crash never leaves a half-written checkpoint.
  */
 export function save(value: unknown, path: string): void {
-  const bytes = native.pickleSave(encodeValue(value));
+  const bytes = writeCheckpoint(encodeValue(value));
   writeAtomically(path, bytes);
 }
 

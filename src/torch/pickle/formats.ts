@@ -5,7 +5,6 @@
  * every storage's bytes attached, ready for `materialize`.
  */
 import { unzipSync } from 'fflate';
-import { BufferReader } from 'pickleparser';
 import { elementSize } from '../dtype.js';
 import { StorageRef, unpickle, type StorageLookup, type UnknownClassPolicy } from './unpickler.js';
 
@@ -75,7 +74,7 @@ export function readZipCheckpoint(bytes: Uint8Array, unknownClasses: UnknownClas
     }
     return storage;
   };
-  return unpickle(new BufferReader(entries[pickleName] as Uint8Array), lookup, unknownClasses);
+  return unpickle(entries[pickleName] as Uint8Array, 0, lookup, unknownClasses).value;
 }
 
 function readInt64(bytes: Uint8Array, at: number): number {
@@ -103,16 +102,15 @@ function legacyView(view: unknown, root: StorageRef, roots: Map<string, StorageR
 
 /** Reads a legacy (pre-1.6, non-zip) checkpoint: pickles for magic, protocol, system info, the value, storage keys; then the storages. */
 export function readLegacyCheckpoint(bytes: Uint8Array, unknownClasses: UnknownClassPolicy): unknown {
-  const reader = new BufferReader(bytes);
-  reader.skip(LEGACY_MAGIC.length);
   const noStorages: StorageLookup = () => {
     throw new Error('the legacy header refers to a storage');
   };
-  const protocol = unpickle(reader, noStorages, 'error');
-  if (protocol !== LEGACY_PROTOCOL)
-    throw new Error(`the legacy format version is ${String(protocol)}, not ${LEGACY_PROTOCOL}`);
-  const systemInfo = unpickle(reader, noStorages, 'error');
-  if (systemInfo instanceof Map && systemInfo.get('little_endian') === false) {
+  const protocol = unpickle(bytes, LEGACY_MAGIC.length, noStorages, 'error');
+  if (protocol.value !== LEGACY_PROTOCOL) {
+    throw new Error(`the legacy format version is ${String(protocol.value)}, not ${LEGACY_PROTOCOL}`);
+  }
+  const systemInfo = unpickle(bytes, protocol.end, noStorages, 'error');
+  if (systemInfo.value instanceof Map && systemInfo.value.get('little_endian') === false) {
     throw new Error('it was saved on a big-endian machine; only little-endian files are read');
   }
   const roots = new Map<string, StorageRef>();
@@ -124,11 +122,11 @@ export function readLegacyCheckpoint(bytes: Uint8Array, unknownClasses: UnknownC
     }
     return legacyView(view, root, roots);
   };
-  const value = unpickle(reader, lookup, unknownClasses);
-  const keys = unpickle(reader, noStorages, 'error');
-  if (!Array.isArray(keys)) throw new Error('the legacy storage key list is missing');
-  let at = reader.position;
-  for (const key of keys as unknown[]) {
+  const main = unpickle(bytes, systemInfo.end, lookup, unknownClasses);
+  const keys = unpickle(bytes, main.end, noStorages, 'error');
+  if (!Array.isArray(keys.value)) throw new Error('the legacy storage key list is missing');
+  let at = keys.end;
+  for (const key of keys.value as unknown[]) {
     const storage = roots.get(String(key));
     if (storage === undefined) throw new Error(`the legacy storage list names '${String(key)}', which no tensor uses`);
     const numel = readInt64(bytes, at);
@@ -138,5 +136,5 @@ export function readLegacyCheckpoint(bytes: Uint8Array, unknownClasses: UnknownC
     storage.bytes = bytes.subarray(at, at + length);
     at += length;
   }
-  return value;
+  return main.value;
 }

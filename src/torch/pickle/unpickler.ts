@@ -5,10 +5,10 @@
  * then turns the whole structure into plain JavaScript values and Tensors, once
  * every storage's bytes are known (in the legacy format they come after the pickle).
  */
-import { type BufferReader, Parser } from 'pickleparser';
 import { fromBytes } from '../creation.js';
 import { elementSize, isFloatingPoint, type DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
+import { PickleMachine } from './machine.js';
 import type { PythonObject } from './values.js';
 
 /** What to do with a Python class the loader does not know. */
@@ -202,8 +202,6 @@ function numpyScalar(dtype: unknown, data: unknown): number | bigint | boolean {
   }
 }
 
-type Callable = (...args: unknown[]) => unknown;
-
 /** The Python names a checkpoint may use, and what each becomes. */
 function knownNames(): Map<string, unknown> {
   const names = new Map<string, unknown>();
@@ -255,6 +253,13 @@ function knownNames(): Map<string, unknown> {
     names.set(`torch.jit._pickle.build_${kind}`, (value: unknown) => value);
   }
   names.set('_codecs.encode', decodeLatin1);
+  for (const module of ['builtins', '__builtin__']) {
+    names.set(`${module}.set`, (items: unknown = []) => [...(items as Iterable<unknown>)]);
+    names.set(`${module}.frozenset`, (items: unknown = []) => [...(items as Iterable<unknown>)]);
+    names.set(`${module}.bytearray`, (data: unknown = '', encoding: unknown = 'latin1') =>
+      data instanceof Uint8Array ? data : decodeLatin1(data, encoding),
+    );
+  }
   names.set('numpy.dtype', (typeString: unknown) => new NumpyDType(String(typeString)));
   names.set('numpy.core.multiarray.scalar', numpyScalar);
   names.set('numpy._core.multiarray.scalar', numpyScalar);
@@ -285,32 +290,36 @@ function persistentStorage(pid: unknown, lookup: StorageLookup): StorageRef {
 }
 
 /**
- * Reads one pickle from `reader` (which is left just after it). Python names
- * outside the known set throw, or become `PythonObject`s under `unknownClasses: 'keep'`.
+ * Reads the pickle that starts at byte `start` of `bytes`; returns its value and
+ * the byte just past it. Python names outside the known set throw, or become
+ * `PythonObject`s under `unknownClasses: 'keep'`.
  */
-export function unpickle(reader: BufferReader, lookup: StorageLookup, unknownClasses: UnknownClassPolicy): unknown {
-  const parser = new Parser({
-    unpicklingTypeOfDictionary: 'Map',
-    nameResolver: {
-      resolve(module: string, name: string) {
+export function unpickle(
+  bytes: Uint8Array,
+  start: number,
+  lookup: StorageLookup,
+  unknownClasses: UnknownClassPolicy,
+): { value: unknown; end: number } {
+  const machine = new PickleMachine(
+    bytes,
+    {
+      findClass(module: string, name: string): unknown {
         const qualified = `${module}.${name}`;
         const known = KNOWN_NAMES.get(qualified);
-        if (known !== undefined) return known as Callable;
-        if (unknownClasses === 'keep') {
-          return function (...args: unknown[]) {
-            return new OpaqueObject(qualified, args);
-          };
-        }
+        if (known !== undefined) return known;
+        if (unknownClasses === 'keep') return (...args: unknown[]) => new OpaqueObject(qualified, args);
         return fail(
           `it refers to the Python name '${qualified}', which the loader does not rebuild ` +
-            '(it reads tensors, numbers, strings, lists, tuples, dicts, OrderedDicts and numpy scalars; ' +
+            '(it reads tensors, numbers, strings, bytes, lists, tuples, sets, dicts, OrderedDicts and numpy scalars; ' +
             "pass { unknownClasses: 'keep' } to keep such objects as data)",
         );
       },
+      persistentLoad: (pid: unknown) => persistentStorage(pid, lookup),
     },
-    persistentResolver: { resolve: (pid: unknown) => persistentStorage(pid, lookup) as unknown as string },
-  });
-  return parser.read(reader);
+    start,
+  );
+  const value = machine.run();
+  return { value, end: machine.position };
 }
 
 /** Turns placeholders into Tensors and Maps into the documented shapes, in one pass. */

@@ -4,3 +4,4 @@
  */
 export * as torch from './torch/index.js';
 export * as optim from './optim/index.js';
+export * as data from './data/index.js';

@@ -1,0 +1,239 @@
+/**
+ * `moco-cxr data KIND:PATH`: what a data set holds — images, patients,
+ * studies, labels per task, views — and what a sample of its image headers
+ * says (sizes, bit depths, unreadable files).
+ */
+import { parseArgs } from 'node:util';
+
+import {
+  openSource,
+  sourceKinds,
+  summarizeSource,
+  NO_SUCH_FILE,
+  UNCERTAINTY_POLICIES,
+  type SourceOptions,
+  type SourceSummary,
+  type UncertaintyPolicy,
+} from '../data/sources/index.js';
+import type { Command } from './main.js';
+
+const DEFAULT_PROBE = 200;
+
+function usage(): string {
+  return [
+    'usage: moco-cxr data KIND:PATH [options]',
+    '',
+    'Describes a data set: images, patients, studies, label counts per task, views,',
+    'and the sizes and bit depths in the headers of a sample of its images.',
+    '',
+    'kinds:',
+    ...sourceKinds().map(({ kind, summary }) => `  ${kind.padEnd(9)} ${summary}`),
+    '',
+    'options:',
+    '  --json                   print JSON for scripts',
+    '  --task NAME              report only this task (repeatable)',
+    '  --uncertain POLICY       uncertain labels: ones, zeros or ignore (masked; the default);',
+    '                           TASK=POLICY sets one task (repeatable)',
+    '  --blank POLICY           blank labels: zeros (the default) or ignore',
+    '  --frontal                frontal images only',
+    '  --projection AP,PA       these projections only',
+    `  --probe N                read the headers of N images spread over the set (default ${DEFAULT_PROBE}; 0: none)`,
+    '  --image-root DIR         folder image paths in a CSV are relative to',
+    '  --path-column NAME       csv: the image path column (default Path)',
+    '  --labels A,B             csv: the label columns (default: all others)',
+    '  --patient-column NAME    csv: the patient id column',
+    '  --study-column NAME      csv: the study id column',
+  ].join('\n');
+}
+
+function list(values: string[] | undefined): string[] | undefined {
+  return values?.flatMap((value) => value.split(',')).map((value) => value.trim());
+}
+
+/** `--uncertain ones` and `--uncertain 'Pleural Effusion=zeros'`, combined. */
+function uncertaintyOption(values: string[] | undefined): SourceOptions['uncertain'] {
+  if (values === undefined || values.length === 0) return undefined;
+  const policies: Record<string, UncertaintyPolicy> = {};
+  for (const value of values) {
+    const equals = value.lastIndexOf('=');
+    const task = equals < 0 ? '*' : value.slice(0, equals);
+    const policy = equals < 0 ? value : value.slice(equals + 1);
+    if (!(UNCERTAINTY_POLICIES as readonly string[]).includes(policy)) {
+      throw new Error(`--uncertain '${value}': expected ${UNCERTAINTY_POLICIES.join(', ')} or TASK=POLICY`);
+    }
+    policies[task] = policy as UncertaintyPolicy;
+  }
+  return policies;
+}
+
+function counts(map: Record<string, number>): string {
+  const entries = Object.entries(map).sort((a, b) => b[1] - a[1]);
+  return entries.length === 0 ? '-' : entries.map(([key, count]) => `${key} ${count}`).join(', ');
+}
+
+function table(rows: (string | number)[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => String(row[column]).length)));
+  return rows.map((row) =>
+    row
+      .map((cell, column) =>
+        column === 0 ? String(cell).padEnd(widths[0] ?? 0) : String(cell).padStart(widths[column] ?? 0),
+      )
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function describe(summary: SourceSummary, spec: string, policies: string): string {
+  const lines = [
+    `source       ${spec}`,
+    `images       ${summary.images}`,
+    `patients     ${summary.patients}`,
+    `studies      ${summary.studies}`,
+    `views        ${counts(summary.views)}`,
+    `projections  ${counts(summary.projections)}`,
+    `tasks        ${summary.tasks.length}${summary.defaultTask === undefined ? '' : ` (default: ${summary.defaultTask})`}`,
+    '',
+  ];
+  const tasks = Object.keys(summary.labels);
+  const inFile = tasks.some((task) => summary.labels[task]?.file !== undefined);
+  if (inFile) {
+    lines.push('labels as written in the file');
+    lines.push(
+      ...table([
+        ['  task', 'positive', 'negative', 'uncertain', 'blank'],
+        ...tasks.map((task) => {
+          const file = summary.labels[task]?.file;
+          return [
+            `  ${task}`,
+            file?.positive ?? '-',
+            file?.negative ?? '-',
+            file?.uncertain ?? '-',
+            file?.blank ?? '-',
+          ];
+        }),
+      ]),
+      '',
+    );
+  }
+  lines.push(inFile ? `labels for training (${policies})` : 'labels');
+  lines.push(
+    ...table([
+      ['  task', 'positive', 'negative', 'masked'],
+      ...tasks.map((task) => {
+        const label = summary.labels[task];
+        return [`  ${task}`, label?.positive ?? 0, label?.negative ?? 0, label?.masked ?? 0];
+      }),
+    ]),
+    '',
+  );
+  const probe = summary.probe;
+  if (probe === undefined) {
+    lines.push('image headers  not read (--probe N reads N)');
+  } else {
+    const capped = probe.probed < probe.of ? `, spread over the set; --probe N to change` : '';
+    lines.push(
+      `image headers  read ${probe.probed} of ${probe.of}${capped}`,
+      `sizes          ${counts(probe.sizes)}`,
+      `bit depths     ${counts(probe.depths)}`,
+      `channels       ${counts(probe.channels)}`,
+      `formats        ${counts(probe.formats)}`,
+      `unreadable     ${probe.unreadable.length}`,
+      ...probe.unreadable.slice(0, 10).map((entry) => `  ${entry.path}: ${entry.error}`),
+      ...(probe.unreadable.length > 10 ? [`  ... and ${probe.unreadable.length - 10} more (--json lists all)`] : []),
+    );
+    if (
+      probe.probed > 0 &&
+      probe.unreadable.every((entry) => entry.error === NO_SUCH_FILE) &&
+      probe.unreadable.length === probe.probed
+    ) {
+      lines.push(
+        "  none of the images read is there: are they elsewhere? --image-root DIR says where a CSV's paths start",
+      );
+    }
+  }
+  if (summary.skipped.length > 0) {
+    lines.push(
+      `skipped files  ${summary.skipped.length}`,
+      ...summary.skipped.slice(0, 10).map((entry) => `  ${entry.path}: ${entry.reason}`),
+      ...(summary.skipped.length > 10 ? [`  ... and ${summary.skipped.length - 10} more (--json lists all)`] : []),
+    );
+  }
+  return lines.join('\n');
+}
+
+export const command: Command = {
+  summary: 'describe a data set: images, patients, labels, views, image sizes',
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        task: { type: 'string', multiple: true },
+        uncertain: { type: 'string', multiple: true },
+        blank: { type: 'string' },
+        frontal: { type: 'boolean' },
+        projection: { type: 'string', multiple: true },
+        probe: { type: 'string', default: String(DEFAULT_PROBE) },
+        'image-root': { type: 'string' },
+        'path-column': { type: 'string' },
+        labels: { type: 'string', multiple: true },
+        'patient-column': { type: 'string' },
+        'study-column': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help === true) {
+      console.log(usage());
+      return 0;
+    }
+    if (positionals.length !== 1) {
+      console.error(`moco-cxr data: expected one KIND:PATH, got ${positionals.length}\n\n${usage()}`);
+      return 2;
+    }
+    const spec = positionals[0] as string;
+    const probe = Number(values.probe);
+    if (!Number.isInteger(probe) || probe < 0) throw new Error(`--probe must be an integer ≥ 0, got '${values.probe}'`);
+    if (values.blank !== undefined && values.blank !== 'zeros' && values.blank !== 'ignore') {
+      throw new Error(`--blank '${values.blank}': expected zeros or ignore`);
+    }
+    const options: SourceOptions = {
+      uncertain: uncertaintyOption(values.uncertain),
+      blank: values.blank,
+      frontalOnly: values.frontal,
+      projections: list(values.projection),
+      imageRoot: values['image-root'],
+      pathColumn: values['path-column'],
+      labelColumns: list(values.labels),
+      patientColumn: values['patient-column'],
+      studyColumn: values['study-column'],
+    };
+    const source = await openSource(spec, options);
+    const summary = await summarizeSource(source, { probe });
+    const tasks = values.task ?? [];
+    for (const task of tasks) {
+      if (!source.tasks.includes(task)) {
+        throw new Error(`--task '${task}': no such task in ${spec}; tasks are: ${source.tasks.join(', ')}`);
+      }
+    }
+    if (tasks.length > 0) {
+      summary.labels = Object.fromEntries(Object.entries(summary.labels).filter(([task]) => tasks.includes(task)));
+    }
+    const uncertain = options.uncertain;
+    const policies =
+      `uncertain: ${
+        uncertain === undefined
+          ? 'ignore'
+          : Object.entries(uncertain)
+              .map(([t, p]) => (t === '*' ? p : `${t}=${p}`))
+              .join(', ')
+      }` + `, blank: ${options.blank ?? 'zeros'}`;
+    if (values.json === true) {
+      const policy = { uncertain: uncertain ?? 'ignore', blank: options.blank ?? 'zeros' };
+      console.log(JSON.stringify({ source: spec, ...summary, policy }, null, 2));
+    } else {
+      console.log(describe(summary, spec, policies));
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,81 @@
+/**
+ * A folder with one sub-folder per class (`NORMAL/`, `PNEUMONIA/`). Labels are
+ * one-hot over the class names; with two classes one of which is normal, the
+ * other names the binary task (`PNEUMONIA`). Patient ids come from file names
+ * that carry one (Kermany's pneumonia set), else each file is its own patient.
+ */
+import { basename, join, resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+
+import { type LabelValue, type XrayRecord } from '../records.js';
+import { compareText, isImageFile, listFiles, requireFolder } from './files.js';
+import { type SkippedFile, type Source, type SourceOptions } from './source.js';
+
+const SPLIT_FOLDER = /^(train|training|test|testing|val|valid|validation)$/i;
+const NORMAL_CLASS = /^(normal|negative|healthy|no[ _-]?finding)$/i;
+
+/**
+ * Patient and study from a Kermany file name, or undefined when the name
+ * carries none:
+ * - `person1000_bacteria_2931.jpeg` → patient `person1000`; the trailing
+ *   number counts images, so each image is its own study.
+ * - `IM-0115-0001.jpeg` → patient `IM-0115`, study `IM-0115-0001`; a fourth
+ *   group (`IM-0429-0001-0002.jpeg`) is a further image of that study.
+ * - `NORMAL2-IM-1427-0001.jpeg` → patient `NORMAL2-IM-1427` (the `NORMAL2`
+ *   batch numbers its patients apart from the `IM-` batch).
+ */
+export function parseKermanyName(name: string): { patientId: string; studyId?: string } | undefined {
+  const person = /^(person\d+)_/i.exec(name);
+  if (person !== null) return { patientId: (person[1] as string).toLowerCase() };
+  const normal = /^((?:NORMAL\d*-)?IM-\d+)-(\d+)(?:-\d+)?\.[a-z]+$/i.exec(name);
+  if (normal !== null) {
+    const patientId = (normal[1] as string).toUpperCase();
+    return { patientId, studyId: `${patientId}-${normal[2]}` };
+  }
+  return undefined;
+}
+
+/** Opens a folder of class sub-folders. */
+export async function openFolder(location: string, _options: SourceOptions): Promise<Source> {
+  const folder = resolve(location);
+  await requireFolder(folder, 'folder');
+  const classes = (await readdir(folder, { withFileTypes: true }))
+    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
+    .map((entry) => entry.name)
+    .sort(compareText);
+  if (classes.length === 0) {
+    throw new Error(`folder: ${location} has no sub-folders; expected one per class (e.g. NORMAL/, PNEUMONIA/)`);
+  }
+  if (classes.every((name) => SPLIT_FOLDER.test(name))) {
+    throw new Error(
+      `folder: ${location} holds split folders (${classes.join(', ')}), not class folders; ` +
+        `name one of them, e.g. folder:${join(location, classes[classes.length - 1] as string)}`,
+    );
+  }
+  const records: XrayRecord[] = [];
+  const skipped: SkippedFile[] = [];
+  for (const name of classes) {
+    const labels: Record<string, LabelValue> = {};
+    for (const other of classes) labels[other] = other === name ? 1 : 0;
+    for (const relative of await listFiles(join(folder, name))) {
+      const id = `${name}/${relative}`;
+      if (!isImageFile(relative)) {
+        skipped.push({ path: id, reason: 'not an image file' });
+        continue;
+      }
+      const parsed = parseKermanyName(basename(relative));
+      records.push({
+        id,
+        path: join(folder, name, relative),
+        labels: { ...labels },
+        patientId: parsed?.patientId ?? id,
+        studyId: parsed?.studyId ?? id,
+      });
+    }
+  }
+  if (records.length === 0) throw new Error(`folder: no image files under ${location}`);
+  const normal = classes.filter((name) => NORMAL_CLASS.test(name));
+  const defaultTask =
+    classes.length === 2 && normal.length === 1 ? classes.find((name) => name !== normal[0]) : undefined;
+  return { kind: 'folder', location, tasks: classes, defaultTask, records, skipped };
+}

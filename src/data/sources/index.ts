@@ -1,0 +1,29 @@
+/** Sources: data sets' own formats turned into records. */
+export { openSource, parseSourceSpec, registerSource, sourceKinds } from './registry.js';
+export type { SkippedFile, Source, SourceFactory, SourceKind, SourceOptions } from './source.js';
+export { passesFilters } from './source.js';
+export {
+  BLANK_POLICIES,
+  DEFAULT_UNCERTAINTY_POLICY,
+  UNCERTAINTY_POLICIES,
+  countLabels,
+  type BlankPolicy,
+  type FileLabelCounts,
+  type LabelCounts,
+  type UncertaintyOption,
+  type UncertaintyPolicy,
+} from './labels.js';
+export { CHEXPERT_OBSERVATIONS } from './chexpert.js';
+export { TB_TASK } from './tb.js';
+export { parseKermanyName } from './folder.js';
+export { IMAGE_EXTENSIONS, isImageFile, listFiles } from './files.js';
+export { readImageHeader, type ImageHeader } from './probe.js';
+export {
+  NO_SUCH_FILE,
+  probeImages,
+  spreadSample,
+  summarizeSource,
+  type LabelSummary,
+  type ProbeReport,
+  type SourceSummary,
+} from './summary.js';

@@ -1,0 +1,80 @@
+/**
+ * What a source is: a data set's own format turned into records. Sources are
+ * named on the command line as `KIND:PATH` and opened by `openSource`.
+ */
+import { type XrayRecord } from '../records.js';
+import { type FileLabelCounts, type UncertaintyOption } from './labels.js';
+
+/** Options every source accepts; each source reads the ones that apply to it. */
+export interface SourceOptions {
+  /** What uncertain (`-1`) labels become, for all tasks or per task (default `ignore`: masked). */
+  uncertain?: UncertaintyOption;
+  /** What blank labels become: `zeros` (default, negative) or `ignore` (masked). */
+  blank?: 'zeros' | 'ignore';
+  /** Keep only frontal images; records whose view is unknown are dropped too. */
+  frontalOnly?: boolean;
+  /** Keep only these projections (`AP`, `PA`); records whose projection is unknown are dropped too. */
+  projections?: readonly string[];
+  /** Folder that image paths in a CSV are relative to, instead of the one found from the CSV's place. */
+  imageRoot?: string;
+  /** `csv:` the column holding image paths (default `Path`, else `path`). */
+  pathColumn?: string;
+  /** `csv:` the label columns (default: every column but the path, patient and study columns). */
+  labelColumns?: readonly string[];
+  /** `csv:` the column holding patient ids (default: one patient per row). */
+  patientColumn?: string;
+  /** `csv:` the column holding study ids (default: one study per row). */
+  studyColumn?: string;
+}
+
+/** A file a source saw and did not take, and why. */
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+/** A data set opened as records. */
+export interface Source {
+  /** The kind, as in `chexpert`. */
+  kind: string;
+  /** What followed `KIND:`, as given. */
+  location: string;
+  /** Label names, in the source's own order; every record's `labels` has exactly these keys. */
+  tasks: string[];
+  /** The task a binary classifier trains on where the source implies one (`Tuberculosis`, `PNEUMONIA`). */
+  defaultTask?: string;
+  records: XrayRecord[];
+  /** For labels read from a file: how often each value stands there (over the records kept). */
+  fileCounts?: Record<string, FileLabelCounts>;
+  /** Files seen and not taken. */
+  skipped?: SkippedFile[];
+}
+
+/**
+ * Opens one kind of source. `location` is what followed `KIND:` (a path for
+ * the file-based kinds; any text a kind defines otherwise, as `N,seed`). The
+ * filters in `options` (`frontalOnly`, `projections`) are applied again by
+ * `openSource`, so a factory need not apply them unless it counts something
+ * that must reflect them.
+ */
+export type SourceFactory = (location: string, options: SourceOptions) => Promise<Source> | Source;
+
+/** A registered kind: its factory and a one-line description for help and errors. */
+export interface SourceKind {
+  kind: string;
+  summary: string;
+  open: SourceFactory;
+}
+
+/** Whether a record passes the view and projection filters of `options`. */
+export function passesFilters(
+  view: string | undefined,
+  projection: string | undefined,
+  options: SourceOptions,
+): boolean {
+  if (options.frontalOnly === true && view !== 'frontal') return false;
+  if (options.projections !== undefined && (projection === undefined || !options.projections.includes(projection))) {
+    return false;
+  }
+  return true;
+}

@@ -26,7 +26,7 @@ export function contrastiveLogits(
 /** InfoNCE loss and the fraction of queries whose positive scored highest. */
 export function infoNce(logits: torch.Tensor): { loss: torch.Tensor; top1: number } {
   return torch.tidy(() => {
-    const target = torch.zeros([logits.size(0)], { dtype: 'int64' });
+    const target = torch.zeros([logits.size(0)], { dtype: 'int64', device: logits.device });
     const loss = torch.crossEntropy(logits, target);
     const top1 = torch.noGrad(() => logits.argmax(1).eq(0).float().mean().item());
     return { loss, top1 };

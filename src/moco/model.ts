@@ -147,7 +147,7 @@ export class MoCo extends Module {
         this.updateKeyEncoder();
         if (this.shuffleSplits === 1) return torch.normalize(this.encoderK.forward(imagesK), { dim: 1 });
         // Shuffle so that no sub-batch's statistics give its own positives away.
-        const order = torch.randperm(imagesK.size(0));
+        const order = torch.randperm(imagesK.size(0), { device: imagesK.device });
         const shuffled = this.encode(this.encoderK, imagesK.indexSelect(0, order), this.shuffleSplits);
         return torch.normalize(shuffled.indexSelect(0, order.argsort()), { dim: 1 });
       });

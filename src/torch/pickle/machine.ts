@@ -132,8 +132,9 @@ export class PickleMachine {
 
   private text(count: number): string {
     const at = this.position;
+    const bytes = this.take(count);
     try {
-      return utf8.decode(this.take(count));
+      return utf8.decode(bytes);
     } catch {
       throw new Error(`invalid UTF-8 in a string at byte ${at}`);
     }

@@ -64,17 +64,18 @@ export interface LoadOptions {
  * flushed, and renamed over it, so a crash never leaves a half-written checkpoint.
  */
 export function save(value: unknown, path: string): void {
-  const bytes = writeCheckpoint(encodeValue(value));
-  writeAtomically(path, bytes);
+  writeAtomically(path, writeCheckpoint(encodeValue(value)));
 }
 
-function writeAtomically(path: string, bytes: Uint8Array): void {
+function writeAtomically(path: string, pieces: readonly Uint8Array[]): void {
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = openSync(temporary, 'wx');
-    let written = 0;
-    while (written < bytes.byteLength) written += writeSync(fd, bytes, written, bytes.byteLength - written);
+    for (const piece of pieces) {
+      let written = 0;
+      while (written < piece.byteLength) written += writeSync(fd, piece, written, piece.byteLength - written);
+    }
     // The rename must not become visible before the data is on disk.
     fsyncSync(fd);
     closeSync(fd);

@@ -1,16 +1,16 @@
 /**
  * Writes PyTorch's zip checkpoint format from a value tree, the way Python's
  * `torch.save` does: pickle protocol 2 in `archive/data.pkl`, tensors rebuilt by
- * `torch._utils._rebuild_tensor_v2` from storages kept in `archive/data/<key>`,
- * each aligned to 64 bytes. The pickle uses only the names Python's
+ * `torch._utils._rebuild_tensor_v2` from storages kept in `archive/data/<key>`.
+ * The pickle uses only the names Python's
  * `torch.load(weights_only=True)` (the default since PyTorch 2.6) accepts, which
  * libtorch's own pickler does not (it tags every container with
  * `torch.jit._pickle.restore_type_tag`).
  */
-import { zipSync, type Zippable } from 'fflate';
 import type { DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { Tag, type ValueNode } from './encode.js';
+import { storedZip } from './zip-writer.js';
 
 const STORAGE_NAMES: Record<DType, string> = {
   float32: 'FloatStorage',
@@ -307,40 +307,22 @@ class Pickler {
   }
 }
 
-// Storages start on 64-byte boundaries, as PyTorch writes them, so readers may map them in place.
-const ALIGNMENT = 64;
-const LOCAL_HEADER = 30;
-const EXTRA_HEADER = 4;
-// The extra-field id PyTorch pads with ('FB').
-const PADDING_FIELD = 0x4246;
-// A fixed timestamp keeps files byte-identical across runs.
-const MTIME = new Date(1980, 0, 1);
-
 /**
- * The bytes of a zip checkpoint holding `root`, named `archive` inside as
- * Python's `torch.save` and libtorch name it. Tensors are written contiguous,
- * each with its own storage; the same Tensor object reached twice is written once.
+ * The pieces of a zip checkpoint holding `root`, in order, named `archive`
+ * inside as Python's `torch.save` and libtorch name it. Tensors are written
+ * contiguous, each with its own storage; the same Tensor object reached twice
+ * is written once.
  */
-export function writeCheckpoint(root: ValueNode, archive = 'archive'): Uint8Array {
+export function writeCheckpoint(root: ValueNode, archive = 'archive'): Uint8Array[] {
   const pickler = new Pickler();
   pickler.sink.byte(OP.PROTO);
   pickler.sink.byte(2);
   pickler.value(root);
   pickler.sink.byte(OP.STOP);
-  const entries: [string, Uint8Array][] = [
-    [`${archive}/data.pkl`, pickler.sink.result()],
-    ...pickler.storages.map((s): [string, Uint8Array] => [`${archive}/data/${s.key}`, s.bytes]),
-    [`${archive}/version`, encoder.encode('3\n')],
-    [`${archive}/byteorder`, encoder.encode('little')],
-  ];
-  const files: Zippable = {};
-  let offset = 0;
-  for (const [name, bytes] of entries) {
-    const nameLength = encoder.encode(name).byteLength;
-    const start = offset + LOCAL_HEADER + nameLength + EXTRA_HEADER;
-    const padding = (ALIGNMENT - (start % ALIGNMENT)) % ALIGNMENT;
-    files[name] = [bytes, { level: 0, mtime: MTIME, extra: { [PADDING_FIELD]: new Uint8Array(padding) } }];
-    offset = start + padding + bytes.byteLength;
-  }
-  return zipSync(files);
+  return storedZip([
+    { name: `${archive}/data.pkl`, data: pickler.sink.result() },
+    ...pickler.storages.map((s) => ({ name: `${archive}/data/${s.key}`, data: s.bytes })),
+    { name: `${archive}/version`, data: encoder.encode('3\n') },
+    { name: `${archive}/byteorder`, data: encoder.encode('little') },
+  ]);
 }

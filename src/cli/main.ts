@@ -12,6 +12,7 @@ export interface Command {
 const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.js')).command,
   demo: async () => (await import('./demo.js')).command,
+  pretrain: async () => (await import('./pretrain.js')).command,
   data: async () => (await import('./data.js')).command,
 };
 

@@ -1,0 +1,84 @@
+/** `moco-cxr pretrain`: MoCo v2 pretraining on unlabeled chest X-rays. */
+import { PRETRAIN_DEFAULTS, pretrain, type PretrainConfig } from '../moco/pretrain.js';
+import type { Command } from './main.js';
+import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
+
+const d = PRETRAIN_DEFAULTS;
+const FLAGS: Flag[] = [
+  {
+    name: 'data',
+    key: 'data',
+    type: 'string',
+    help: 'images as KIND:PATH (chexpert:, tb:, folder:, csv:, phantom:); labels ignored',
+  },
+  { name: 'arch', key: 'arch', type: 'string', help: `backbone (default ${d.arch})` },
+  { name: 'init', key: 'init', type: 'string', help: "'random' or a torchvision / MoCo weights file (default random)" },
+  {
+    name: 'image-size',
+    key: 'imageSize',
+    type: 'int',
+    help: `training crop side (default ${d.imageSize}; 224 or 128 on small machines)`,
+  },
+  { name: 'cache-size', key: 'cacheSize', type: 'int', help: 'side of the cached images (default: the image size)' },
+  { name: 'batch-size', key: 'batchSize', type: 'int', help: `batch size (default ${d.batchSize})` },
+  { name: 'epochs', key: 'epochs', type: 'int', help: `epochs (default ${d.epochs})` },
+  { name: 'optimizer', key: 'optimizer', type: 'string', help: `adam or sgd (default ${d.optimizer})` },
+  { name: 'lr', key: 'lr', type: 'number', help: `learning rate (default ${d.lr})` },
+  { name: 'weight-decay', key: 'weightDecay', type: 'number', help: `weight decay (default ${d.weightDecay})` },
+  {
+    name: 'schedule',
+    key: 'schedule',
+    type: 'string',
+    help: `step:E1,E2,... | cosine[:WARMUP] | constant (default ${d.schedule})`,
+  },
+  {
+    name: 'queue',
+    key: 'queue',
+    type: 'int',
+    help: `negative keys in the queue, a multiple of the batch size (default ${d.queue})`,
+  },
+  { name: 'momentum', key: 'momentum', type: 'number', help: `key encoder momentum (default ${d.momentum})` },
+  { name: 'temperature', key: 'temperature', type: 'number', help: `softmax temperature (default ${d.temperature})` },
+  { name: 'mlp-dim', key: 'mlpDim', type: 'int', help: `projection output dimension (default ${d.mlpDim})` },
+  {
+    name: 'shuffle-bn',
+    key: 'shuffleBn',
+    type: 'string',
+    help: 'off or split:N, split-batch BN with shuffled keys (default off)',
+  },
+  {
+    name: 'seed',
+    key: 'seed',
+    type: 'int',
+    help: `seed of data order, augmentation and initialization (default ${d.seed})`,
+  },
+  { name: 'workers', key: 'workers', type: 'int', help: 'image decoding threads (default: all cores)' },
+  { name: 'device', key: 'device', type: 'string', help: `cpu or cuda[:N] (default ${d.device})` },
+  { name: 'out', key: 'out', type: 'string', help: `run folder (default ${d.out})` },
+  { name: 'cache-dir', key: 'cacheDir', type: 'string', help: `decoded image cache (default ${d.cacheDir})` },
+  {
+    name: 'checkpoint-every',
+    key: 'checkpointEvery',
+    type: 'int',
+    help: `epochs between numbered checkpoints (default ${d.checkpointEvery})`,
+  },
+  { name: 'log-every', key: 'logEvery', type: 'int', help: `steps between metrics lines (default ${d.logEvery})` },
+  { name: 'max-steps', key: 'maxSteps', type: 'int', help: 'stop after this many steps (default: no limit)' },
+  { name: 'resume', key: 'resume', type: 'boolean', help: 'continue the run in --out from its last.pt' },
+];
+
+export const command: Command = {
+  summary: 'MoCo v2 pretraining on unlabeled chest X-rays',
+  async run(argv) {
+    const { values, help } = parseFlags(argv, FLAGS);
+    if (help) {
+      console.log(helpText('usage: moco-cxr pretrain --data KIND:PATH [options]', FLAGS));
+      return 0;
+    }
+    if (typeof values.data !== 'string')
+      throw new TypeError('--data KIND:PATH is required (e.g. --data folder:./xrays)');
+    const { resume, ...config } = values as Partial<PretrainConfig> & { data: string; resume?: boolean };
+    const result = await withInterrupt((signal) => pretrain(config, { resume: resume === true, signal }));
+    return result.status === 'finished' ? 0 : result.status === 'interrupted' ? 130 : 1;
+  },
+};

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { pretrain, resolvePretrainConfig, type PretrainConfig } from '../../src/moco/pretrain.js';
+import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
+
+const TB = '/work/shared/data/tb-shenzhen-montgomery-128/train';
+const noData = existsSync(TB) ? undefined : `${TB} is absent`;
+
+describe('pretrain', { skip: noData }, () => {
+  const dir = tempDir();
+  const images = join(dir.path, 'images');
+  const base = (): Partial<PretrainConfig> & { data: string } => ({
+    data: `tb:${images}`,
+    imageSize: 56,
+    cacheSize: 64,
+    batchSize: 8,
+    queue: 32,
+    epochs: 2,
+    logEvery: 1,
+    cacheDir: join(dir.path, 'cache'),
+    seed: 3,
+  });
+  const quiet = { log: () => undefined, plainProgress: true };
+
+  before(() => {
+    // A small set: 32 real radiographs, four batches per epoch.
+    mkdirSync(images);
+    for (const name of readdirSync(TB).sort().slice(0, 32)) symlinkSync(join(TB, name), join(images, name));
+  });
+  after(() => dir.cleanup());
+
+  function losses(run: string): number[] {
+    return readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { loss: number }).loss);
+  }
+
+  test('an interrupted and resumed run gives the losses of an uninterrupted one', async () => {
+    const full = join(dir.path, 'full');
+    const whole = await pretrain({ ...base(), out: full }, quiet);
+    assert.equal(whole.status, 'finished');
+    assert.equal(whole.steps, 8);
+    assert.ok(existsSync(join(full, 'checkpoint_0002.pt')));
+
+    const split = join(dir.path, 'split');
+    const controller = new AbortController();
+    const first = await pretrain(
+      { ...base(), out: split },
+      { ...quiet, signal: controller.signal, onStep: (step) => step === 5 && controller.abort() },
+    );
+    assert.equal(first.status, 'interrupted');
+    assert.equal(first.steps, 5);
+    await assert.rejects(pretrain({ ...base(), out: split }, quiet), /already holds a checkpoint: pass --resume/);
+    const second = await pretrain({ ...base(), out: split }, { ...quiet, resume: true });
+    assert.equal(second.status, 'finished');
+    assert.equal(second.steps, 8);
+    const a = losses(full);
+    const b = losses(split);
+    assert.equal(b.length, 8);
+    for (let i = 0; i < 8; i++) assert.ok(Math.abs(a[i]! - b[i]!) < 1e-6, `step ${i + 1}: ${a[i]} vs ${b[i]}`);
+  });
+
+  test(
+    'the checkpoint loads in PyTorch and its encoder_q fits torchvision resnet18 strictly',
+    { skip: oracleMissing() },
+    () => {
+      const file = join(dir.path, 'full', 'last.pt');
+      const result = runPython<{
+        keys: string[];
+        epoch: number;
+        arch: string;
+        queue: number[];
+        ptr: number;
+        missing: string[];
+      }>(
+        `
+import torch, torchvision
+ck = torch.load(INPUT)
+sd = ck['state_dict']
+q = {k[len('module.encoder_q.'):]: v for k, v in sd.items() if k.startswith('module.encoder_q.') and not k.startswith('module.encoder_q.fc.')}
+net = torchvision.models.resnet18()
+res = net.load_state_dict(q, strict=False)
+OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], 'queue': list(sd['module.queue'].shape),
+          'ptr': int(sd['module.queue_ptr'][0]), 'missing': res.missing_keys, 'unexpected': res.unexpected_keys}
+`,
+        file,
+      );
+      for (const key of ['arch', 'epoch', 'optimizer', 'state_dict']) assert.ok(result.keys.includes(key), key);
+      assert.equal(result.epoch, 2);
+      assert.equal(result.arch, 'resnet18');
+      assert.deepEqual(result.queue, [128, 32]);
+      assert.equal(result.ptr, 0);
+      // Only torchvision's classifier is missing: the MoCo head replaced it.
+      assert.deepEqual(result.missing, ['fc.weight', 'fc.bias']);
+    },
+  );
+
+  test('a non-finite loss stops the run without writing a checkpoint', async () => {
+    const out = join(dir.path, 'nan');
+    const result = await pretrain({ ...base(), out, temperature: 1e-40 }, quiet);
+    assert.equal(result.status, 'diverged');
+    assert.match(result.message, /loss became NaN at epoch 0, step 1; stopped without saving/);
+    assert.equal(existsSync(join(out, 'last.pt')), false);
+  });
+
+  test('bad settings are rejected with the key named', () => {
+    assert.throws(
+      () => resolvePretrainConfig({ data: 'x', queue: 30, batchSize: 8 }),
+      /queue \(30\) must be a multiple of batchSize \(8\)/,
+    );
+    assert.throws(() => resolvePretrainConfig({ data: 'x', schedule: 'weekly' }), /schedule 'weekly'/);
+    assert.throws(() => resolvePretrainConfig({ data: 'x', shuffleBn: 'split:x' }), /shuffle-bn 'split:x'/);
+    assert.throws(() => resolvePretrainConfig({ data: 'x', device: 'cuda' }), /CUDA/);
+    assert.throws(() => resolvePretrainConfig({ data: 'x', init: '/nope.pt' }), /no such weights file '\/nope.pt'/);
+    assert.throws(() => resolvePretrainConfig({ data: 'x', epochs: 0 }), /epochs must be a positive integer/);
+  });
+});

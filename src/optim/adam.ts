@@ -5,6 +5,7 @@
  */
 import { scalar, zerosLike } from '../torch/creation.js';
 import { keep } from '../torch/memory.js';
+import { tuple } from '../torch/serialization.js';
 import type { Tensor } from '../torch/tensor.js';
 import { expectBoolean, expectNumber, expectPair, getKey, hasKey, requireKey, type DictLike } from './dict.js';
 import * as foreach from './foreach.js';
@@ -39,16 +40,32 @@ export interface AdamState {
 
 /** Group keys Adam and AdamW share, by PyTorch name. */
 export const ADAM_FIELDS = {
-  lr: { key: 'lr', read: (g) => g.lr, write: (g, v, at) => (g.lr = expectNumber(v, at)) },
-  betas: { key: 'betas', read: (g) => [...g.betas], write: (g, v, at) => (g.betas = expectPair(v, at)) },
-  eps: { key: 'eps', read: (g) => g.eps, write: (g, v, at) => (g.eps = expectNumber(v, at)) },
+  lr: { key: 'lr', option: 'lr', read: (g) => g.lr, write: (g, v, at) => (g.lr = expectNumber(v, at)) },
+  betas: {
+    key: 'betas',
+    option: 'betas',
+    read: (g) => tuple(...g.betas),
+    write: (g, v, at) => (g.betas = expectPair(v, at)),
+  },
+  eps: { key: 'eps', option: 'eps', read: (g) => g.eps, write: (g, v, at) => (g.eps = expectNumber(v, at)) },
   weightDecay: {
     key: 'weight_decay',
+    option: 'weightDecay',
     read: (g) => g.weightDecay,
     write: (g, v, at) => (g.weightDecay = expectNumber(v, at)),
   },
-  amsgrad: { key: 'amsgrad', read: (g) => g.amsgrad, write: (g, v, at) => (g.amsgrad = expectBoolean(v, at)) },
-  maximize: { key: 'maximize', read: (g) => g.maximize, write: (g, v, at) => (g.maximize = expectBoolean(v, at)) },
+  amsgrad: {
+    key: 'amsgrad',
+    option: 'amsgrad',
+    read: (g) => g.amsgrad,
+    write: (g, v, at) => (g.amsgrad = expectBoolean(v, at)),
+  },
+  maximize: {
+    key: 'maximize',
+    option: 'maximize',
+    read: (g) => g.maximize,
+    write: (g, v, at) => (g.maximize = expectBoolean(v, at)),
+  },
 } satisfies Record<string, GroupKey<AdamGroup>>;
 
 // PyTorch 1.13's Adam group, in its order (AdamW's differs).

@@ -3,6 +3,7 @@
  * plain objects, tuples as arrays, and every value must be checked before use.
  * Errors name the path of the offending key so a user can find it.
  */
+import { PyTuple } from '../torch/serialization.js';
 import { isTensor, type Tensor } from '../torch/tensor.js';
 
 /** A dict read from a file or made here: a Map, or a plain object. */
@@ -92,9 +93,10 @@ export function expectTensor(value: unknown, where: string): Tensor {
   throw new TypeError(`${where}: expected a tensor, got ${describe(value)}`);
 }
 
-/** The items of an array or of a tuple object (one that is iterable and not a string). */
+/** The items of an array, a tuple made for saving, or another iterable that is not a dict. */
 function tupleItems(value: unknown): unknown[] | undefined {
   if (Array.isArray(value)) return value as unknown[];
+  if (value instanceof PyTuple) return [...value.items];
   if (value !== null && typeof value === 'object' && Symbol.iterator in value && !isDict(value)) {
     return [...(value as Iterable<unknown>)];
   }

@@ -56,6 +56,8 @@ export interface OptimizerStateDict {
  */
 export interface GroupKey<G extends ParamGroup> {
   key: string;
+  /** The option's name in a group here (`weightDecay` for `weight_decay`), when it is one. */
+  option?: string;
   read?: (group: G) => unknown;
   write?: (group: G, value: unknown, where: string) => void;
   fixed?: unknown;
@@ -80,8 +82,8 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
   readonly state = new Map<Tensor, S>();
   /** Options a group takes when it does not set them. */
   readonly defaults: Readonly<Omit<G, 'params'>>;
-  /** Group keys this library does not implement, kept as a loaded dict had them. */
-  private readonly passThrough = new WeakMap<G, Map<string, unknown>>();
+  /** Each group's key order in a state dict, and the keys this library does not implement, as loaded. */
+  private readonly layout = new WeakMap<G, GroupLayout>();
 
   protected constructor(params: ParamsInput<G>, defaults: Omit<G, 'params'>) {
     this.defaults = defaults;
@@ -130,6 +132,14 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
     }
     group.params = [...input.params];
     this.checkGroup(group, where);
+    // PyTorch keeps a group's options in the order it was given them, then the defaults it filled in.
+    const pythonName = new Map(this.groupKeys.map((field) => [field.option, field.key]));
+    pythonName.set('initialLr', 'initial_lr');
+    const order: string[] = [];
+    for (const [key, value] of Object.entries(input) as [string, unknown][]) {
+      const name = pythonName.get(key);
+      if (value !== undefined && name !== undefined) order.push(name);
+    }
     const seen = new Set<Tensor>(this.paramGroups.flatMap((g) => g.params));
     for (const [i, param] of group.params.entries()) {
       if (param.isDisposed) throw new TypeError(`${where}: params[${i}] has been disposed`);
@@ -138,6 +148,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
       seen.add(param);
     }
     this.paramGroups.push(group);
+    this.layout.set(group, { order, carried: new Map() });
   }
 
   /**
@@ -179,13 +190,17 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
     const index = new Map<Tensor, number>();
     const paramGroups = this.paramGroups.map((group) => {
       const packed: Record<string, unknown> = {};
-      const carried = this.passThrough.get(group);
-      for (const field of this.groupKeys) {
-        packed[field.key] =
-          field.read !== undefined ? field.read(group) : carried?.has(field.key) ? carried.get(field.key) : field.fixed;
+      const { order, carried } = this.layout.get(group) ?? { order: [], carried: new Map<string, unknown>() };
+      const keys = new Set([...order, ...this.groupKeys.map((field) => field.key), 'initial_lr', ...carried.keys()]);
+      const fields = new Map(this.groupKeys.map((field) => [field.key, field]));
+      for (const key of keys) {
+        const field = fields.get(key);
+        if (key === 'initial_lr') {
+          if (group.initialLr !== undefined) packed[key] = group.initialLr;
+        } else if (field?.read !== undefined) packed[key] = field.read(group);
+        else if (carried.has(key)) packed[key] = carried.get(key);
+        else if (field !== undefined) packed[key] = field.fixed;
       }
-      if (group.initialLr !== undefined) packed.initial_lr = group.initialLr;
-      for (const [key, value] of carried ?? []) if (!(key in packed)) packed[key] = value;
       packed.params = group.params.map((param) => {
         let i = index.get(param);
         if (i === undefined) index.set(param, (i = index.size));
@@ -255,11 +270,11 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
     for (const paramState of this.state.values()) this.disposeState(paramState);
     this.state.clear();
     for (const [param, paramState] of state) this.state.set(param, paramState);
-    staged.forEach(({ options, carried }, gi) => {
+    staged.forEach(({ options, layout }, gi) => {
       const group = this.paramGroups[gi] as G;
       delete group.initialLr;
       Object.assign(group, options);
-      this.passThrough.set(group, carried);
+      this.layout.set(group, layout);
     });
   }
 
@@ -270,11 +285,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
   }
 
   /** Reads one saved group's options onto a copy of `group` (checked), and the keys to carry. */
-  private readGroup(
-    saved: DictLike,
-    group: G,
-    where: string,
-  ): { options: Omit<G, 'params'>; carried: Map<string, unknown> } {
+  private readGroup(saved: DictLike, group: G, where: string): { options: Omit<G, 'params'>; layout: GroupLayout } {
     const draft = { ...this.defaults, params: group.params } as G;
     for (const [key, value] of Object.entries(draft) as [string, unknown][]) {
       if (key !== 'params') (draft as Record<string, unknown>)[key] = copyList(value);
@@ -297,8 +308,17 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup, S extends obj
     }
     this.checkGroup(draft, where);
     const { params: _params, ...options } = draft;
-    return { options, carried };
+    const order = entriesOf(saved)
+      .map(([key]) => key)
+      .filter((key): key is string => typeof key === 'string' && key !== 'params');
+    return { options, layout: { order, carried } };
   }
+}
+
+/** A group's key order in a state dict, and the values of keys this library does not implement. */
+interface GroupLayout {
+  order: string[];
+  carried: Map<string, unknown>;
 }
 
 /** Copies a saved state tensor into a new tensor like `param` (its dtype and device), which the optimizer owns. */

@@ -151,9 +151,17 @@ export abstract class LRScheduler {
   }
 }
 
-/** The keys of a dict whose keys are integers (a PyTorch Counter arrives as a Map or object). */
+/**
+ * A dict of integer -> count, such as MultiStepLR's milestones: a Map or
+ * object, or PyTorch's `collections.Counter` as `torch.load(..., {
+ * unknownClasses: 'keep' })` returns it.
+ */
 export function integerCounts(value: unknown, where: string): Map<number, number> {
   const counts = new Map<number, number>();
+  const counter = value as { pythonClass?: unknown; args?: unknown } | null;
+  if (counter?.pythonClass === 'collections.Counter' && Array.isArray(counter.args)) {
+    value = counter.args.length === 0 ? new Map() : (counter.args[0] as unknown);
+  }
   for (const [key, count] of entriesOf(expectDict(value, where))) {
     const k = expectNumber(typeof key === 'string' ? Number(key) : key, `${where} key`);
     counts.set(k, expectNumber(count, `${where}[${String(key)}]`));

@@ -29,12 +29,37 @@ export interface SGDState {
 }
 
 const GROUP_KEYS: readonly GroupKey<SGDGroup>[] = [
-  { key: 'lr', read: (g) => g.lr, write: (g, v, at) => (g.lr = expectNumber(v, at)) },
-  { key: 'momentum', read: (g) => g.momentum, write: (g, v, at) => (g.momentum = expectNumber(v, at)) },
-  { key: 'dampening', read: (g) => g.dampening, write: (g, v, at) => (g.dampening = expectNumber(v, at)) },
-  { key: 'weight_decay', read: (g) => g.weightDecay, write: (g, v, at) => (g.weightDecay = expectNumber(v, at)) },
-  { key: 'nesterov', read: (g) => g.nesterov, write: (g, v, at) => (g.nesterov = expectBoolean(v, at)) },
-  { key: 'maximize', read: (g) => g.maximize, write: (g, v, at) => (g.maximize = expectBoolean(v, at)) },
+  { key: 'lr', option: 'lr', read: (g) => g.lr, write: (g, v, at) => (g.lr = expectNumber(v, at)) },
+  {
+    key: 'momentum',
+    option: 'momentum',
+    read: (g) => g.momentum,
+    write: (g, v, at) => (g.momentum = expectNumber(v, at)),
+  },
+  {
+    key: 'dampening',
+    option: 'dampening',
+    read: (g) => g.dampening,
+    write: (g, v, at) => (g.dampening = expectNumber(v, at)),
+  },
+  {
+    key: 'weight_decay',
+    option: 'weightDecay',
+    read: (g) => g.weightDecay,
+    write: (g, v, at) => (g.weightDecay = expectNumber(v, at)),
+  },
+  {
+    key: 'nesterov',
+    option: 'nesterov',
+    read: (g) => g.nesterov,
+    write: (g, v, at) => (g.nesterov = expectBoolean(v, at)),
+  },
+  {
+    key: 'maximize',
+    option: 'maximize',
+    read: (g) => g.maximize,
+    write: (g, v, at) => (g.maximize = expectBoolean(v, at)),
+  },
   { key: 'foreach', fixed: null },
   { key: 'differentiable', fixed: false },
 ];

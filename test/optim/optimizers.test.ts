@@ -163,7 +163,7 @@ test('stateDict has PyTorch 1.13 layout: keys, order, index-keyed state, float32
   assert.deepEqual(dict.param_groups[0]?.params, [0, 1]);
   assert.deepEqual(dict.param_groups[1]?.params, [2, 3, 4]);
   assert.equal(dict.param_groups[1]?.lr, 0.5);
-  assert.deepEqual(dict.param_groups[0]?.betas, [0.9, 0.999]);
+  assert.deepEqual(dict.param_groups[0]?.betas, torch.tuple(0.9, 0.999));
   // Parameters 3 (late) and 4 (frozen) had no gradient at step 1: no state.
   assert.deepEqual([...dict.state.keys()], [0, 1, 2]);
   const first = dict.state.get(0) ?? {};

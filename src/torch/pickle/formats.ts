@@ -58,10 +58,10 @@ export function readZipCheckpoint(bytes: Uint8Array, unknownClasses: UnknownClas
     throw new Error(`its tensors are stored ${decoder.decode(byteOrder).trim()}-endian; only little-endian is read`);
   }
   const storages = new Map<string, StorageRef>();
-  const lookup: StorageLookup = (key, dtype, location, numel) => {
+  const lookup: StorageLookup = (key, dtype, numel) => {
     let storage = storages.get(key);
     if (storage === undefined) {
-      storage = new StorageRef(key, dtype, location, numel);
+      storage = new StorageRef(key, dtype);
       const data = entries[`${prefix}data/${key}`];
       if (data === undefined) throw new Error(`the archive lacks the storage entry '${prefix}data/${key}'`);
       if (numel !== undefined && data.byteLength < numel * elementSize(dtype)) {
@@ -84,23 +84,24 @@ function readInt64(bytes: Uint8Array, at: number): number {
   return Number(value);
 }
 
-function legacyView(view: unknown, root: StorageRef, roots: Map<string, StorageRef>): StorageRef {
+/** The storage a legacy persistent id names: the root storage, or a view into it (PyTorch before 0.4). */
+function legacyView(view: unknown, root: StorageRef, views: Map<string, StorageRef>): StorageRef {
   if (view === null || view === undefined) return root;
   if (!Array.isArray(view) || view.length < 3) throw new Error('a storage has malformed view metadata');
-  const [viewKey, offset, size] = view as unknown[];
-  const key = `${String(viewKey)}@view`;
-  let storage = roots.get(key);
+  const [viewKey, offset] = view as unknown[];
+  let storage = views.get(String(viewKey));
   if (storage === undefined) {
-    storage = new StorageRef(String(viewKey), root.dtype, root.location, Number(size), {
-      storage: root,
-      offset: Number(offset),
-    });
-    roots.set(key, storage);
+    storage = new StorageRef(String(viewKey), root.dtype, { storage: root, offset: Number(offset) });
+    views.set(String(viewKey), storage);
   }
   return storage;
 }
 
-/** Reads a legacy (pre-1.6, non-zip) checkpoint: pickles for magic, protocol, system info, the value, storage keys; then the storages. */
+/**
+ * Reads a legacy (PyTorch before 1.6, non-zip) checkpoint: consecutive pickles
+ * of the magic number, the format version, system information, the value and
+ * the storage keys, then each storage as an element count and raw bytes.
+ */
 export function readLegacyCheckpoint(bytes: Uint8Array, unknownClasses: UnknownClassPolicy): unknown {
   const noStorages: StorageLookup = () => {
     throw new Error('the legacy header refers to a storage');
@@ -114,13 +115,14 @@ export function readLegacyCheckpoint(bytes: Uint8Array, unknownClasses: UnknownC
     throw new Error('it was saved on a big-endian machine; only little-endian files are read');
   }
   const roots = new Map<string, StorageRef>();
-  const lookup: StorageLookup = (key, dtype, location, numel, view) => {
+  const views = new Map<string, StorageRef>();
+  const lookup: StorageLookup = (key, dtype, _numel, view) => {
     let root = roots.get(key);
     if (root === undefined) {
-      root = new StorageRef(key, dtype, location, numel);
+      root = new StorageRef(key, dtype);
       roots.set(key, root);
     }
-    return legacyView(view, root, roots);
+    return legacyView(view, root, views);
   };
   const main = unpickle(bytes, systemInfo.end, lookup, unknownClasses);
   const keys = unpickle(bytes, main.end, noStorages, 'error');

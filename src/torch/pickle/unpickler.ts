@@ -16,10 +16,7 @@ export type UnknownClassPolicy = 'error' | 'keep';
 
 /** A `torch.*Storage` class named in a checkpoint. */
 class StorageType {
-  constructor(
-    readonly pythonName: string,
-    readonly dtype: DType,
-  ) {}
+  constructor(readonly dtype: DType) {}
 }
 
 /** A storage a checkpoint refers to; its bytes may arrive after the pickle (legacy format). */
@@ -29,10 +26,6 @@ export class StorageRef {
   constructor(
     readonly key: string,
     readonly dtype: DType,
-    /** Where the storage lived when saved ('cpu', 'cuda:0', ...); everything loads on the CPU. */
-    readonly location: string,
-    /** Elements the file says the storage holds, when it says so. */
-    readonly numel: number | undefined,
     /** For legacy views onto another storage: that storage and the first element of this one in it. */
     readonly base?: { storage: StorageRef; offset: number },
   ) {}
@@ -239,8 +232,8 @@ function knownNames(): Map<string, unknown> {
   names.set('torch._utils._rebuild_parameter', rebuildParameter);
   names.set('torch._utils._rebuild_parameter_with_state', rebuildParameter);
   for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
-    names.set(`torch.${name}`, new StorageType(`torch.${name}`, dtype));
-    names.set(`torch.cuda.${name}`, new StorageType(`torch.cuda.${name}`, dtype));
+    names.set(`torch.${name}`, new StorageType(dtype));
+    names.set(`torch.cuda.${name}`, new StorageType(dtype));
   }
   for (const [name, dtype] of Object.entries(TORCH_DTYPES)) names.set(`torch.${name}`, dtype);
   names.set('torch.Size', (dims: unknown) => integers(dims, 'a torch.Size'));
@@ -269,24 +262,19 @@ function knownNames(): Map<string, unknown> {
 const KNOWN_NAMES = knownNames();
 
 /** Where the tensors' bytes come from: the storage for a persistent id. */
-export type StorageLookup = (
-  key: string,
-  type: DType,
-  location: string,
-  numel: number | undefined,
-  view: unknown,
-) => StorageRef;
+export type StorageLookup = (key: string, type: DType, numel: number | undefined, view: unknown) => StorageRef;
 
 function persistentStorage(pid: unknown, lookup: StorageLookup): StorageRef {
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
     fail(`the pickle refers to an unknown kind of persistent object (${JSON.stringify(pid)})`);
   }
-  const [, type, key, location, numel, view] = pid as unknown[];
+  // The location ('cpu', 'cuda:0', ...) is where the storage lived when saved; everything loads on the CPU.
+  const [, type, key, , numel, view] = pid as unknown[];
   if (!(type instanceof StorageType)) {
     fail(`a storage has the type ${String(type)}, which this library does not handle`);
   }
   const count = typeof numel === 'number' ? numel : typeof numel === 'bigint' ? Number(numel) : undefined;
-  return lookup(String(key), type.dtype, String(location), count, view);
+  return lookup(String(key), type.dtype, count, view);
 }
 
 /**
@@ -322,6 +310,10 @@ export function unpickle(
   return { value, end: machine.position };
 }
 
+function describe(path: string): string {
+  return path === '' ? 'the top level' : `'${path}'`;
+}
+
 /** Turns placeholders into Tensors and Maps into the documented shapes, in one pass. */
 class Materializer {
   private readonly done = new Map<object, unknown>();
@@ -329,8 +321,7 @@ class Materializer {
 
   run(value: unknown, path: string): unknown {
     if (value === null || value === undefined) return null;
-    if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value;
-    if (typeof value === 'function') fail(`'${path}' is a bare Python class or function`);
+    if (typeof value === 'function') fail(`${describe(path)} is a bare Python class or function`);
     if (typeof value !== 'object') return value;
     const seen = this.done.get(value);
     if (seen !== undefined) return seen;
@@ -350,8 +341,8 @@ class Materializer {
       out.state = value.state === undefined ? undefined : this.run(value.state, `${path}.state`);
       return out;
     }
-    if (value instanceof StorageRef) fail(`'${path}' is a bare storage, not a tensor`);
-    return fail(`'${path}' holds a Python object of an unsupported kind`);
+    if (value instanceof StorageRef) fail(`${describe(path)} is a bare storage, not a tensor`);
+    return fail(`${describe(path)} is a Python object of an unsupported kind`);
   }
 
   private remember<T>(key: object, value: T): T {
@@ -383,7 +374,7 @@ class Materializer {
   }
 
   private tensor(ref: TensorRef, path: string): Tensor {
-    const where = `tensor '${path}'`;
+    const where = `the tensor at ${describe(path)}`;
     let storage = ref.storage;
     let offset = ref.offset;
     while (storage.base !== undefined) {

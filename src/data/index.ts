@@ -18,3 +18,58 @@ export {
   type SavedDraw,
 } from './fractions.js';
 export { patientSplit, SHENZHEN_SPLIT, type PatientSplit, type SplitOptions } from './splits.js';
+export {
+  applyWindow,
+  decodeImage,
+  decodeResized,
+  detectFormat,
+  dicomToGrey,
+  readDicom,
+  toUint8,
+  type DicomImage,
+  type DicomWindow,
+  type FitMode,
+  type GreyImage,
+  type ImageFormat,
+  type ResizeOptions,
+} from './decode.js';
+export {
+  buildCache,
+  cacheFingerprint,
+  ImageCache,
+  type BuildProgress,
+  type BuildStats,
+  type CacheOptions,
+  type CacheRecord,
+  type SkippedImage,
+} from './cache.js';
+export {
+  affineAugment,
+  affineMatrices,
+  Augmentation,
+  crop,
+  hflip,
+  mocoCxrAugmentation,
+  normalize,
+  NORMALIZATIONS,
+  resize,
+  rotate,
+  type AffineParams,
+  type AugmentationOptions,
+  type NormalizationName,
+  type NormalizeStats,
+} from './augment.js';
+export { BatchLoader, type Batch, type BatchAugmentation, type LoaderOptions, type LoaderRecord } from './loader.js';
+export {
+  generatePhantoms,
+  openPhantoms,
+  parsePhantomLocation,
+  PHANTOM_TASKS,
+  phantomLabels,
+  phantomNoiseSeed,
+  phantomParams,
+  renderPhantoms,
+  writePhantoms,
+  type PhantomOptions,
+  type PhantomParams,
+} from './phantoms.js';

@@ -28,6 +28,10 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
     summary: 'any CSV: a path column, label columns, optional patient and study columns',
     load: async () => (await import('./csv.js')).openCsv,
   },
+  phantom: {
+    summary: 'N[,SEED[,SIZE]] synthetic chest radiographs, labelled Pleural Effusion and Cardiomegaly',
+    load: async () => (await import('../phantoms.js')).openPhantoms,
+  },
 };
 
 const registered = new Map<string, SourceKind>();

@@ -1,0 +1,513 @@
+/**
+ * The image cache: every image decoded once, resized to a fixed square and
+ * kept as uint8 grey in one file, so that training never decodes a JPEG again.
+ *
+ * Layout of a cache folder:
+ * - `pixels.bin`: one slot of size×size bytes per record, in record order (a
+ *   skipped image leaves its slot unused); read by position, never whole.
+ * - `index.json`: the fingerprint, size, fit, the ids in slot order and the
+ *   images that were skipped. Written last: its presence means complete.
+ * - `build.jsonl` (only while building): the fingerprint, then one finished
+ *   slot per line, so that an interrupted build resumes where it stopped.
+ *
+ * Images are squares so that a batch is one contiguous tensor: the default
+ * (`fit: 'crop'`) scales the shorter side to `size` keeping the aspect ratio
+ * and keeps the centred square, as MoCo-CXR's resize of the shorter side
+ * followed by a crop; `fit: 'squash'` keeps the whole field instead.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import { type WorkerResult, type WorkerSetup, type WorkerTask } from './cache-worker.js';
+import { type FitMode } from './decode.js';
+
+const FORMAT = 'moco-cxr-image-cache';
+const VERSION = 1;
+const INDEX = 'index.json';
+const PIXELS = 'pixels.bin';
+const JOURNAL = 'build.jsonl';
+
+/** What the cache needs of a record: a unique id and the image file. */
+export interface CacheRecord {
+  id: string;
+  path: string;
+}
+
+/** An image that could not be decoded, and why. */
+export interface SkippedImage {
+  id: string;
+  path: string;
+  reason: string;
+}
+
+/** Options of {@link buildCache}. */
+export interface CacheOptions {
+  /** The cache folder (created if missing). */
+  dir: string;
+  /** Side of the stored squares in pixels (MoCo-CXR: 320). */
+  size?: number;
+  /** `crop` (default): shorter side to `size`, centred square; `squash`: both axes to `size`. */
+  fit?: FitMode;
+  /** Decoding threads (default: the number of cores). */
+  workers?: number;
+  /** Make an unreadable image an error instead of a skipped entry. */
+  strict?: boolean;
+  /** Where progress and warnings go (default: standard error). */
+  log?: (line: string) => void;
+  /** Milliseconds between progress lines (default 2000). */
+  progressEvery?: number;
+  /** Stops the build; what was finished stays for the next run. */
+  signal?: AbortSignal;
+  /** Called after each image is stored or skipped. */
+  onProgress?: (progress: BuildProgress) => void;
+}
+
+/** Where a build stands. */
+export interface BuildProgress {
+  /** Images stored or skipped so far, this run and earlier ones. */
+  done: number;
+  total: number;
+  /** Images decoded by this run. */
+  decoded: number;
+  skipped: number;
+}
+
+/** What a build did. */
+export interface BuildStats {
+  /** True when a complete cache with the same fingerprint was found and nothing was decoded. */
+  reused: boolean;
+  /** Images decoded by this run. */
+  decoded: number;
+  /** Images kept from an interrupted earlier run. */
+  resumed: number;
+  skipped: number;
+  seconds: number;
+}
+
+interface IndexFile {
+  format: string;
+  version: number;
+  fingerprint: string;
+  size: number;
+  fit: FitMode;
+  /** Record ids in slot order. */
+  ids: string[];
+  skipped: SkippedImage[];
+}
+
+/**
+ * A finished cache, read by position. Positions number the stored images
+ * (skipped ones left out) in record order.
+ */
+export class ImageCache {
+  /** Ids of the stored images, by position. */
+  readonly ids: readonly string[];
+  readonly skipped: readonly SkippedImage[];
+  /** Bytes of one image (size × size). */
+  readonly imageBytes: number;
+  private readonly slots: Int32Array;
+  private readonly positionOf = new Map<string, number>();
+  private handle: Promise<FileHandle> | undefined;
+
+  private constructor(
+    /** The cache folder. */
+    readonly dir: string,
+    private readonly index: IndexFile,
+  ) {
+    const skippedIds = new Set(index.skipped.map((entry) => entry.id));
+    const ids: string[] = [];
+    const slots: number[] = [];
+    index.ids.forEach((id, slot) => {
+      if (skippedIds.has(id)) return;
+      this.positionOf.set(id, ids.length);
+      ids.push(id);
+      slots.push(slot);
+    });
+    this.ids = ids;
+    this.slots = Int32Array.from(slots);
+    this.skipped = index.skipped;
+    this.imageBytes = index.size * index.size;
+  }
+
+  /** Opens a complete cache folder. */
+  static async open(dir: string): Promise<ImageCache> {
+    const index = await readIndex(dir);
+    if (index === undefined) throw new Error(`${join(dir, INDEX)}: no complete image cache here (build it first)`);
+    await checkPixelFile(dir, index);
+    return new ImageCache(dir, index);
+  }
+
+  /** @internal */
+  static fromIndex(dir: string, index: IndexFile): ImageCache {
+    return new ImageCache(dir, index);
+  }
+
+  /** Side of the stored squares. */
+  get size(): number {
+    return this.index.size;
+  }
+
+  get fit(): FitMode {
+    return this.index.fit;
+  }
+
+  /** Identifies the records, file dates and options the cache was built from. */
+  get fingerprint(): string {
+    return this.index.fingerprint;
+  }
+
+  /** Number of stored images. */
+  get length(): number {
+    return this.ids.length;
+  }
+
+  /** Position of an id, or undefined when it is not stored (unknown or skipped). */
+  positionOfId(id: string): number | undefined {
+    return this.positionOf.get(id);
+  }
+
+  /**
+   * Reads the images at `positions` into one buffer, image after image
+   * (`positions.length` × size × size bytes). Runs of consecutive slots are
+   * read with one call; the reads of a batch go out together.
+   */
+  async read(positions: readonly number[], into?: Uint8Array): Promise<Uint8Array> {
+    const bytes = this.imageBytes;
+    const out = into ?? new Uint8Array(positions.length * bytes);
+    if (out.length < positions.length * bytes) {
+      throw new RangeError(`read: buffer holds ${out.length} bytes, ${positions.length * bytes} needed`);
+    }
+    this.handle ??= open(join(this.dir, PIXELS), 'r');
+    const handle = await this.handle;
+    const reads: Promise<unknown>[] = [];
+    let start = 0;
+    while (start < positions.length) {
+      const first = this.slotAt(positions[start]!);
+      let end = start + 1;
+      while (end < positions.length && this.slotAt(positions[end]!) === first + (end - start)) end++;
+      reads.push(readFully(handle, out, start * bytes, (end - start) * bytes, first * bytes));
+      start = end;
+    }
+    await Promise.all(reads);
+    return out;
+  }
+
+  /** Closes the pixel file (reads reopen it). */
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle !== undefined) await (await handle).close();
+  }
+
+  private slotAt(position: number): number {
+    const slot = this.slots[position];
+    if (!Number.isInteger(position) || slot === undefined) {
+      throw new RangeError(`cache position ${position} is out of range [0, ${this.ids.length})`);
+    }
+    return slot;
+  }
+}
+
+async function readFully(handle: FileHandle, out: Uint8Array, offset: number, length: number, position: number) {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(out, offset + done, length - done, position + done);
+    if (bytesRead === 0) throw new Error(`image cache: ${PIXELS} ends before byte ${position + length}`);
+    done += bytesRead;
+  }
+}
+
+async function readIndex(dir: string): Promise<IndexFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, INDEX), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const index = JSON.parse(text) as IndexFile;
+    return index.format === FORMAT && index.version === VERSION ? index : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function checkPixelFile(dir: string, index: IndexFile): Promise<void> {
+  const expected = index.ids.length * index.size * index.size;
+  const actual = (await stat(join(dir, PIXELS)).catch(() => undefined))?.size;
+  if (actual !== expected) {
+    throw new Error(`${join(dir, PIXELS)}: ${actual ?? 'missing'} bytes, expected ${expected}; rebuild the cache`);
+  }
+}
+
+/**
+ * A digest of everything the cached pixels depend on: the options, and each
+ * record's id, path, file size and modification time. A missing file counts
+ * as such, so that it is tried again once it appears.
+ */
+export async function cacheFingerprint(
+  records: readonly CacheRecord[],
+  options: { size: number; fit: FitMode },
+): Promise<string> {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify({ format: FORMAT, version: VERSION, size: options.size, fit: options.fit }));
+  const chunk = 256;
+  for (let start = 0; start < records.length; start += chunk) {
+    const part = records.slice(start, start + chunk);
+    const stats = await Promise.all(part.map((record) => stat(record.path).catch(() => undefined)));
+    part.forEach((record, i) => {
+      const info = stats[i];
+      hash.update(`\n${record.id}\0${record.path}\0${info?.size ?? -1}\0${info?.mtimeMs ?? -1}`);
+    });
+  }
+  return hash.digest('hex');
+}
+
+function startWorker(setup: WorkerSetup): Worker {
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('./cache-worker.js', import.meta.url), { workerData: setup });
+  // Run from TypeScript sources (tsx), a worker does not inherit the loader hooks; register them first.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const worker = new URL('./cache-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(worker)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: setup });
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`
+    : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function checkRecords(records: readonly CacheRecord[]): void {
+  const seen = new Set<string>();
+  records.forEach((record, i) => {
+    if (typeof record.id !== 'string' || typeof record.path !== 'string') {
+      throw new TypeError(`image cache: record ${i} needs string 'id' and 'path'`);
+    }
+    if (seen.has(record.id)) throw new Error(`image cache: id '${record.id}' appears twice (record ${i})`);
+    seen.add(record.id);
+  });
+}
+
+/**
+ * Reads the journal of an interrupted build of the same fingerprint: the slots
+ * already stored, and the length of its complete lines (a line cut by the
+ * interrupt is dropped, and cut off the file before new lines are appended).
+ */
+async function readJournal(
+  dir: string,
+  fingerprint: string,
+  slots: number,
+): Promise<{ done: Set<number>; validLength: number } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, JOURNAL), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  try {
+    const header = JSON.parse(lines[0] ?? '') as { fingerprint?: string };
+    if (header.fingerprint !== fingerprint) return undefined;
+  } catch {
+    return undefined;
+  }
+  const done = new Set<number>();
+  // The last element is '' after a final newline, or a cut line: either way not a slot.
+  for (const line of lines.slice(1, -1)) {
+    const slot = Number(line);
+    if (line !== '' && Number.isInteger(slot) && slot >= 0 && slot < slots) done.add(slot);
+  }
+  return { done, validLength: Buffer.byteLength(text) - Buffer.byteLength(lines[lines.length - 1] ?? '') };
+}
+
+/**
+ * Builds the cache of `records` in `options.dir`, or reuses it when a
+ * complete one with the same fingerprint is there; resumes an interrupted
+ * build of the same fingerprint; starts afresh when anything changed.
+ * Unreadable images are skipped with a warning naming them (an error with
+ * `strict`). Memory stays bounded by a few images per worker whatever the
+ * data set's size.
+ */
+export async function buildCache(
+  records: readonly CacheRecord[],
+  options: CacheOptions,
+): Promise<{ cache: ImageCache; stats: BuildStats }> {
+  const started = performance.now();
+  const size = options.size ?? 320;
+  const fit = options.fit ?? 'crop';
+  if (!Number.isInteger(size) || size < 1)
+    throw new RangeError(`image cache: size must be a positive integer, got ${size}`);
+  if (fit !== 'crop' && fit !== 'squash')
+    throw new TypeError(`image cache: fit must be 'crop' or 'squash', got '${String(fit)}'`);
+  checkRecords(records);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const { dir } = options;
+  await mkdir(dir, { recursive: true });
+  const fingerprint = await cacheFingerprint(records, { size, fit });
+
+  const existing = await readIndex(dir);
+  if (existing?.fingerprint === fingerprint) {
+    try {
+      await checkPixelFile(dir, existing);
+      const cache = ImageCache.fromIndex(dir, existing);
+      const seconds = (performance.now() - started) / 1000;
+      return { cache, stats: { reused: true, decoded: 0, resumed: 0, skipped: existing.skipped.length, seconds } };
+    } catch {
+      // A damaged pixel file: rebuild below.
+    }
+  }
+
+  const pixelPath = join(dir, PIXELS);
+  const journalPath = join(dir, JOURNAL);
+  await rm(join(dir, INDEX), { force: true });
+  const journaled = existsSync(pixelPath) ? await readJournal(dir, fingerprint, records.length) : undefined;
+  const finished = journaled?.done ?? new Set<number>();
+  if (journaled === undefined) {
+    await rm(pixelPath, { force: true });
+    await writeFile(journalPath, `${JSON.stringify({ fingerprint, size, fit, images: records.length })}\n`);
+  } else {
+    await truncate(journalPath, journaled.validLength);
+  }
+  const pixels = await open(pixelPath, existsSync(pixelPath) ? 'r+' : 'w+');
+  const journal = await open(journalPath, 'a');
+  const skipped: SkippedImage[] = [];
+  let decoded = 0;
+  const resumed = finished.size;
+  try {
+    await pixels.truncate(records.length * size * size);
+    const todo: number[] = [];
+    for (let slot = 0; slot < records.length; slot++) if (!finished.has(slot)) todo.push(slot);
+    log(
+      `cache: ${todo.length === records.length ? 'building' : 'resuming'} ${dir}: ${records.length} images at ` +
+        `${size}x${size} (${fit})${resumed > 0 ? `, ${resumed} already done` : ''}`,
+    );
+    let lastLine = performance.now();
+    const total = records.length;
+    const report = (force: boolean): void => {
+      const now = performance.now();
+      if (!force && now - lastLine < (options.progressEvery ?? 2000)) return;
+      lastLine = now;
+      const done = resumed + decoded + skipped.length;
+      const rate = (decoded + skipped.length) / Math.max(1e-3, (now - started) / 1000);
+      log(
+        `cache: ${done}/${total} (${Math.floor((100 * done) / Math.max(1, total))}%) ${rate.toFixed(0)} img/s, ` +
+          `ETA ${formatDuration((total - done) / rate)}${skipped.length > 0 ? `, ${skipped.length} skipped` : ''}`,
+      );
+    };
+    await runWorkers(todo, records, { size, fit }, options, async (result) => {
+      const record = records[result.slot]!;
+      if ('error' in result) {
+        if (options.strict === true) {
+          throw new Error(`image cache: ${record.path} (id '${record.id}'): ${result.error}`);
+        }
+        skipped.push({ id: record.id, path: record.path, reason: result.error });
+        log(`cache: warning: skipped ${record.path}: ${result.error}`);
+      } else {
+        await pixels.write(result.pixels, 0, result.pixels.length, result.slot * size * size);
+        // The pixels are written before the journal says so: a resumed build trusts the journal.
+        await journal.write(`${result.slot}\n`);
+        decoded++;
+      }
+      options.onProgress?.({ done: resumed + decoded + skipped.length, total, decoded, skipped: skipped.length });
+      report(false);
+    });
+    report(true);
+  } finally {
+    await journal.close();
+    await pixels.close();
+  }
+
+  const index: IndexFile = {
+    format: FORMAT,
+    version: VERSION,
+    fingerprint,
+    size,
+    fit,
+    ids: records.map((record) => record.id),
+    skipped,
+  };
+  await writeFile(join(dir, `${INDEX}.tmp`), JSON.stringify(index));
+  await rename(join(dir, `${INDEX}.tmp`), join(dir, INDEX));
+  await rm(journalPath, { force: true });
+  const seconds = (performance.now() - started) / 1000;
+  log(
+    `cache: done, ${decoded} decoded in ${seconds.toFixed(1)} s (${(decoded / Math.max(seconds, 1e-3)).toFixed(0)} img/s)` +
+      `${resumed > 0 ? `, ${resumed} kept from before` : ''}, ${skipped.length} skipped` +
+      (skipped.length > 0 ? ` (unreadable or missing; listed in ${join(dir, INDEX)})` : ''),
+  );
+  return {
+    cache: ImageCache.fromIndex(dir, index),
+    stats: { reused: false, decoded, resumed, skipped: skipped.length, seconds },
+  };
+}
+
+/**
+ * Feeds `slots` to a pool of decoding threads, two tasks in flight per thread,
+ * and hands each result to `store` in completion order. Stops early on abort
+ * or when `store` throws, after the tasks in flight have come back.
+ */
+async function runWorkers(
+  slots: readonly number[],
+  records: readonly CacheRecord[],
+  setup: WorkerSetup,
+  options: CacheOptions,
+  store: (result: WorkerResult) => Promise<void>,
+): Promise<void> {
+  if (slots.length === 0) return;
+  const count = Math.max(1, Math.min(options.workers ?? availableParallelism(), slots.length));
+  const workers = Array.from({ length: count }, () => startWorker(setup));
+  let next = 0;
+  let failure: Error | undefined;
+  // Stores run one after another so that writes and journal lines stay in order.
+  let storing = Promise.resolve();
+  try {
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            let inFlight = 0;
+            const stopping = (): boolean => failure !== undefined || options.signal?.aborted === true;
+            const feed = (): void => {
+              while (inFlight < 2 && next < slots.length && !stopping()) {
+                const slot = slots[next++]!;
+                inFlight++;
+                worker.postMessage({ slot, path: records[slot]!.path } satisfies WorkerTask);
+              }
+              if (inFlight === 0) resolve();
+            };
+            worker.on('message', (result: WorkerResult) => {
+              storing = storing
+                .then(() => (failure === undefined ? store(result) : undefined))
+                .catch((error: unknown) => {
+                  failure ??= error instanceof Error ? error : new Error(String(error));
+                })
+                .finally(() => {
+                  inFlight--;
+                  feed();
+                });
+            });
+            worker.on('error', reject);
+            worker.on('exit', (code) => {
+              if (inFlight > 0) reject(new Error(`image cache: a decoding thread exited (code ${code}) mid-task`));
+            });
+            feed();
+          }),
+      ),
+    );
+    await storing;
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+  if (failure !== undefined) throw failure;
+  if (options.signal?.aborted === true) {
+    throw options.signal.reason instanceof Error ? options.signal.reason : new Error('image cache: build aborted');
+  }
+}

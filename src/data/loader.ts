@@ -1,0 +1,226 @@
+/**
+ * The batch loader: gathers batches of cached images into one uint8 tensor,
+ * converts it to float once, and applies a batched augmentation. The next
+ * batch's file reads are under way while the current one trains.
+ *
+ * Randomness is fixed by the seed: the order of epoch `e` comes from
+ * `(seed, e)` and the augmentation of batch `k` from `(seed, e, k)`, so a run
+ * repeats exactly, and prefetching or skipping batches changes nothing.
+ */
+import * as torch from '../torch/index.js';
+import { type ImageCache } from './cache.js';
+import { combineSeeds, Prng } from './prng.js';
+import { type LabelValue } from './records.js';
+
+type Tensor = torch.Tensor;
+
+/** What the loader needs of a record: its id and, for labelled batches, its labels. */
+export interface LoaderRecord {
+  id: string;
+  labels?: Readonly<Record<string, LabelValue>>;
+}
+
+/** A batch transform drawing its randomness from the batch's generator ({@link Augmentation} is one). */
+export interface BatchAugmentation {
+  apply(images: Tensor, rng: Prng): Tensor;
+}
+
+/** Options of a {@link BatchLoader}. */
+export interface LoaderOptions {
+  batchSize: number;
+  /** Shuffle each epoch (default true). */
+  shuffle?: boolean;
+  seed?: number;
+  /** Leave out the last batch when it is short (default false); MoCo's queue needs full batches. */
+  dropLast?: boolean;
+  /**
+   * The records to load, in order (default: every image in the cache). Records
+   * whose image was skipped when the cache was built are left out and
+   * counted in {@link BatchLoader.missing}.
+   */
+  records?: readonly LoaderRecord[];
+  /** Label names to put in `labels` (needs `records` with labels). */
+  tasks?: readonly string[];
+  /** Applied to each batch (float [B, 1, S, S] in [0, 1]); without it, the plain images. */
+  augment?: BatchAugmentation;
+  /** Independent augmented views per batch: 2 for MoCo's query and key (default 1). */
+  views?: number;
+}
+
+/** One batch. Its tensors belong to the caller: `dispose()` it when done. */
+export interface Batch {
+  epoch: number;
+  /** Index of the batch in its epoch. */
+  index: number;
+  ids: string[];
+  /** One tensor per view, float32 `[B, C, H, W]`. */
+  views: Tensor[];
+  /** The first view. */
+  images: Tensor;
+  /** `[B, tasks]` float32, masked entries 0; present when `tasks` were given. */
+  labels?: Tensor;
+  /** `[B, tasks]` float32, 1 where the label is known and 0 where masked. */
+  labelMask?: Tensor;
+  dispose(): void;
+}
+
+/** Batches of cached images, shuffled by seed, with augmentation and prefetching. */
+export class BatchLoader {
+  /** Records left out because the cache holds no image for them. */
+  readonly missing: readonly string[];
+  private readonly positions: Int32Array;
+  private readonly ids: readonly string[];
+  private readonly labelRows: Float32Array | undefined;
+  private readonly maskRows: Float32Array | undefined;
+  private readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'shuffle' | 'seed' | 'dropLast' | 'views'>>;
+
+  constructor(
+    readonly cache: ImageCache,
+    private readonly config: LoaderOptions,
+  ) {
+    const { batchSize } = config;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`loader: batchSize must be a positive integer, got ${batchSize}`);
+    }
+    const views = config.views ?? 1;
+    if (!Number.isInteger(views) || views < 1)
+      throw new RangeError(`loader: views must be a positive integer, got ${views}`);
+    this.options = {
+      batchSize,
+      shuffle: config.shuffle ?? true,
+      seed: config.seed ?? 0,
+      dropLast: config.dropLast ?? false,
+      views,
+    };
+    const records = config.records ?? cache.ids.map((id) => ({ id }));
+    const kept: LoaderRecord[] = [];
+    const positions: number[] = [];
+    const missing: string[] = [];
+    for (const record of records) {
+      const position = cache.positionOfId(record.id);
+      if (position === undefined) {
+        missing.push(record.id);
+      } else {
+        kept.push(record);
+        positions.push(position);
+      }
+    }
+    this.missing = missing;
+    this.positions = Int32Array.from(positions);
+    this.ids = kept.map((record) => record.id);
+    const tasks = config.tasks;
+    if (tasks !== undefined) {
+      this.labelRows = new Float32Array(kept.length * tasks.length);
+      this.maskRows = new Float32Array(kept.length * tasks.length);
+      kept.forEach((record, i) => {
+        tasks.forEach((task, t) => {
+          const value = record.labels?.[task];
+          if (value === undefined) throw new Error(`loader: record '${record.id}' has no label '${task}'`);
+          if (value !== null) {
+            this.labelRows![i * tasks.length + t] = value;
+            this.maskRows![i * tasks.length + t] = 1;
+          }
+        });
+      });
+    }
+  }
+
+  /** Number of images an epoch draws from. */
+  get length(): number {
+    return this.positions.length;
+  }
+
+  /** Batches in one epoch. */
+  get batchesPerEpoch(): number {
+    const { batchSize, dropLast } = this.options;
+    return dropLast ? Math.floor(this.length / batchSize) : Math.ceil(this.length / batchSize);
+  }
+
+  /** The order of items (indices into the loader's records) in an epoch. */
+  order(epoch: number): number[] {
+    const order = Array.from({ length: this.length }, (_, i) => i);
+    return this.options.shuffle ? new Prng(combineSeeds(this.options.seed, epoch)).shuffle(order) : order;
+  }
+
+  /**
+   * The batches of one epoch, from batch `startBatch` on (a resumed run skips
+   * what it has done without reading it; the batches are the same as in a
+   * full pass). While the caller works on batch k, batch k+1's pixels are
+   * being read from the cache.
+   */
+  async *epoch(epoch: number, startBatch = 0): AsyncGenerator<Batch, void, undefined> {
+    const order = this.order(epoch);
+    const { batchSize } = this.options;
+    const count = this.batchesPerEpoch;
+    const imageBytes = this.cache.imageBytes;
+    // Two buffers: one being read for the next batch while the other's tensor is made.
+    const buffers = [new Uint8Array(batchSize * imageBytes), new Uint8Array(batchSize * imageBytes)];
+    const itemsOf = (k: number): number[] => order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length));
+    const read = (k: number): Promise<Uint8Array> => {
+      const items = itemsOf(k);
+      const buffer = buffers[k % 2]!.subarray(0, items.length * imageBytes);
+      return this.cache.read(
+        items.map((item) => this.positions[item]!),
+        buffer,
+      );
+    };
+    if (!Number.isInteger(startBatch) || startBatch < 0) {
+      throw new RangeError(`loader: startBatch must be a non-negative integer, got ${startBatch}`);
+    }
+    let pending = startBatch < count ? read(startBatch) : undefined;
+    try {
+      for (let k = startBatch; k < count; k++) {
+        const bytes = await pending!;
+        const items = itemsOf(k);
+        const images = this.toTensor(bytes, items.length);
+        pending = k + 1 < count ? read(k + 1) : undefined;
+        try {
+          yield this.assemble(epoch, k, items, images);
+        } finally {
+          images.dispose();
+        }
+      }
+    } finally {
+      // A caller that stops early leaves a read in flight; its outcome no longer matters.
+      pending?.catch(() => undefined);
+    }
+  }
+
+  private toTensor(bytes: Uint8Array, batch: number): Tensor {
+    const size = this.cache.size;
+    return torch.tidy(() => torch.tensor(bytes, [batch, 1, size, size]).float().div_(255));
+  }
+
+  private assemble(epoch: number, index: number, items: number[], images: Tensor): Batch {
+    const { augment } = this.config;
+    const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 1));
+    const views: Tensor[] = [];
+    try {
+      for (let v = 0; v < this.options.views; v++) views.push(augment ? augment.apply(images, rng) : images.clone());
+    } catch (error) {
+      torch.dispose(views);
+      throw error;
+    }
+    const batch: Batch = {
+      epoch,
+      index,
+      ids: items.map((item) => this.ids[item]!),
+      views,
+      images: views[0]!,
+      dispose: () => torch.dispose([batch.views, batch.labels, batch.labelMask]),
+    };
+    const tasks = this.config.tasks;
+    if (tasks !== undefined && this.labelRows !== undefined && this.maskRows !== undefined) {
+      const width = tasks.length;
+      const labels = new Float32Array(items.length * width);
+      const mask = new Float32Array(items.length * width);
+      items.forEach((item, row) => {
+        labels.set(this.labelRows!.subarray(item * width, (item + 1) * width), row * width);
+        mask.set(this.maskRows!.subarray(item * width, (item + 1) * width), row * width);
+      });
+      batch.labels = torch.tensor(labels, [items.length, width]);
+      batch.labelMask = torch.tensor(mask, [items.length, width]);
+    }
+    return batch;
+  }
+}

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { describe, it } from 'node:test';
+
+import { decodeImage } from '../../src/data/decode.js';
+import {
+  generatePhantoms,
+  parsePhantomLocation,
+  phantomLabels,
+  phantomNoiseSeed,
+  phantomParams,
+  renderPhantoms,
+  type PhantomParams,
+} from '../../src/data/phantoms.js';
+import { openSource } from '../../src/data/sources/index.js';
+import { type Tensor } from '../../src/torch/index.js';
+import { maxAbsDiff, tempDir } from '../helpers/oracle.js';
+
+const SIZE = 64;
+
+function pixels(t: Tensor): Float32Array {
+  const values = t.data() as Float32Array;
+  t.dispose();
+  return values;
+}
+
+/** Sums of a [size, size] difference image over its halves and its upper quarter, and its mass centre's row. */
+function where(diff: Float32Array, offset: number, size: number) {
+  let left = 0;
+  let right = 0;
+  let upperQuarter = 0;
+  let rowMoment = 0;
+  let lowest = 0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const d = diff[offset + y * size + x]!;
+      lowest = Math.min(lowest, d);
+      if (x < size / 2) left += d;
+      else right += d;
+      if (y < size / 4) upperQuarter += Math.abs(d);
+      rowMoment += d * (y + 0.5);
+    }
+  }
+  return { left, right, total: left + right, upperQuarter, centreRow: rowMoment / (left + right), lowest };
+}
+
+describe('phantoms', () => {
+  it('are the same for a seed, whatever batch they are drawn in, and differ between seeds', () => {
+    const all = generatePhantoms(3, 0, 6, { size: SIZE });
+    const again = generatePhantoms(3, 0, 6, { size: SIZE });
+    const part = generatePhantoms(3, 2, 2, { size: SIZE });
+    const other = generatePhantoms(4, 0, 6, { size: SIZE });
+    const [a, b, c, d] = [all, again, part, other].map((batch) => pixels(batch.images));
+    assert.deepEqual(all.images.isDisposed, true);
+    assert.deepEqual(a, b);
+    assert.deepEqual(all.labels, again.labels);
+    assert.ok(maxAbsDiff(a!.subarray(2 * SIZE * SIZE, 4 * SIZE * SIZE), c!) < 1e-6);
+    assert.ok(maxAbsDiff(a!, d!) > 0.3);
+    assert.ok(a!.every((v) => v >= 0 && v <= 1));
+  });
+
+  it('label effusions as drawn: about half, on the right, the left or both, of varied size', () => {
+    const params = Array.from({ length: 600 }, (_, i) => phantomParams(11, i));
+    const labels = params.map(phantomLabels);
+    const positives = labels.filter((l) => l['Pleural Effusion'] === 1).length;
+    assert.ok(positives > 250 && positives < 350, `${positives} of 600`);
+    const right = params.filter((p) => p.effusionRight > 0 && p.effusionLeft === 0).length;
+    const left = params.filter((p) => p.effusionLeft > 0 && p.effusionRight === 0).length;
+    const both = params.filter((p) => p.effusionLeft > 0 && p.effusionRight > 0).length;
+    assert.ok(right > 80 && left > 80 && both > 10, `${right} right, ${left} left, ${both} both`);
+    const sizes = params.map((p) => p.effusionRight).filter((s) => s > 0);
+    assert.ok(Math.min(...sizes) < 0.2 && Math.max(...sizes) > 0.9);
+    const enlarged = labels.filter((l) => l.Cardiomegaly === 1).length;
+    assert.ok(enlarged > 100 && enlarged < 200, `${enlarged} with cardiomegaly`);
+  });
+
+  it('an effusion brightens only the lung base on its own side, more for a larger one', () => {
+    // The same patients rendered with no effusion, then with one on the patient's right (viewer's left).
+    const base = Array.from({ length: 4 }, (_, i) => ({ ...phantomParams(5, i), effusionRight: 0, effusionLeft: 0 }));
+    const seeds = base.map((_, i) => phantomNoiseSeed(5, i));
+    const render = (edit: (p: PhantomParams) => PhantomParams): Float32Array =>
+      pixels(renderPhantoms(base.map(edit), seeds, SIZE));
+    const dry = render((p) => p);
+    const sums = [0.15, 0.5, 0.95].map((amount) => {
+      const wet = render((p) => ({ ...p, effusionRight: amount }));
+      const diff = wet.map((v, i) => v - dry[i]!);
+      return base.map((_, b) => where(diff, b * SIZE * SIZE, SIZE));
+    });
+    for (const perImage of sums) {
+      for (const region of perImage) {
+        assert.ok(region.total > 1, `an effusion adds brightness (${region.total})`);
+        assert.ok(region.left > 0.9 * region.total, 'on the viewer-left half (the patient right)');
+        assert.ok(region.centreRow > 0.55 * SIZE, `at the lung base (centre at row ${region.centreRow})`);
+        assert.ok(region.upperQuarter < 1e-3, 'the upper lung is unchanged');
+        assert.ok(region.lowest > -0.05, 'nothing darkens');
+      }
+    }
+    for (let b = 0; b < base.length; b++) {
+      assert.ok(sums[0]![b]!.total < sums[1]![b]!.total && sums[1]![b]!.total < sums[2]![b]!.total);
+    }
+  });
+
+  it('a phantom: source writes labelled PNGs once and reuses them', async () => {
+    const dir = tempDir();
+    try {
+      const source = await openSource('phantom:10,7,48', { imageRoot: dir.path });
+      assert.equal(source.records.length, 10);
+      assert.deepEqual(source.tasks, ['Pleural Effusion', 'Cardiomegaly']);
+      const expected = generatePhantoms(7, 0, 10, { size: 48 });
+      expected.images.dispose();
+      assert.deepEqual(
+        source.records.map((r) => r.labels),
+        expected.labels,
+      );
+      const image = await decodeImage(source.records[3]!.path);
+      assert.deepEqual([image.width, image.height], [48, 48]);
+      const written = statSync(source.records[0]!.path).mtimeMs;
+      const reopened = await openSource('phantom:10,7,48', { imageRoot: dir.path });
+      assert.equal(statSync(reopened.records[0]!.path).mtimeMs, written);
+      assert.deepEqual(reopened.records, source.records);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('a malformed phantom: location is an error saying what is expected', () => {
+    assert.deepEqual(parsePhantomLocation('200'), { count: 200, seed: 0, size: 128 });
+    assert.deepEqual(parsePhantomLocation('20, 3, 64'), { count: 20, seed: 3, size: 64 });
+    assert.throws(() => parsePhantomLocation('many'), /expected phantom:N\[,SEED\[,SIZE\]\]/);
+    assert.throws(() => parsePhantomLocation('10,1,8'), /size of at least 16/);
+  });
+});

@@ -34,7 +34,7 @@ export type LoadedValue =
   | PythonObject
   | LoadedValue[]
   | { [key: string]: LoadedValue }
-  | Map<number | boolean | string | null, LoadedValue>;
+  | Map<LoadedValue, LoadedValue>;
 
 /** Options of `load`. */
 export interface LoadOptions {
@@ -51,7 +51,7 @@ export interface LoadOptions {
 
 /**
  * Saves `value` to `path` in PyTorch's zip format, which Python's `torch.load`
- * reads (also with `weights_only=True`). Values map to Python as:
+ * reads, also under `weights_only=True` (PyTorch 2.6's default). Values map to Python as:
  * null/undefined → None; booleans; integral numbers → int, other numbers →
  * float (`pyFloat(1)` forces `1.0`); strings; Tensors; arrays → list
  * (`tuple(...)` for a tuple); plain objects and string-keyed Maps → dict;
@@ -64,6 +64,7 @@ export interface LoadOptions {
  * flushed, and renamed over it, so a crash never leaves a half-written checkpoint.
  */
 export function save(value: unknown, path: string): void {
+  if (typeof path !== 'string' || path === '') throw new TypeError('save(value, path): path must be a file path');
   writeAtomically(path, writeCheckpoint(encodeValue(value)));
 }
 
@@ -109,12 +110,14 @@ function readSource(source: string | Uint8Array, name: string): Uint8Array {
  * (OrderedDicts, state dicts) become plain objects with their keys in order
  * (but JavaScript lists integer-like keys such as '2' first); dicts with other
  * keys, such as an optimizer's `state` keyed by parameter index, become Maps;
- * lists and tuples become arrays; ints and floats become numbers (ints beyond
- * 2^53 become bigints); bytes become Uint8Arrays; numpy scalars become
- * numbers; tensors become Tensors with their dtype, shape and strides, each
- * owning its memory (views saved sharing a storage no longer share it) and
- * owned by the caller (free them with `torch.dispose(result)`). An
- * OrderedDict's `_metadata` attribute is not kept.
+ * lists, tuples and sets become arrays; ints and floats become numbers (ints
+ * beyond 2^53 become bigints; `1.0` comes back as `1` and would be saved again
+ * as an int, so wrap it in `pyFloat` where that matters); bytes become
+ * Uint8Arrays; numpy scalars become numbers; tensors become CPU Tensors with
+ * their dtype and shape (a transposed layout is kept), each owning its memory
+ * (views that shared a storage no longer share it; the same tensor reached
+ * twice is one Tensor) and owned by the caller: free them with
+ * `torch.dispose(result)`. An OrderedDict's `_metadata` attribute is not kept.
  *
  * Throws an Error naming the file and what was wrong for a missing file, a
  * file in another format, a truncated or corrupt archive, or a Python class

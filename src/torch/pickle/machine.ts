@@ -170,8 +170,8 @@ export class PickleMachine {
   }
 
   private call(callable: unknown, args: unknown, what: string): unknown {
-    if (typeof callable !== 'function') throw new Error(`${what} of something that is not callable`);
-    if (!Array.isArray(args)) throw new Error(`${what} with arguments that are not a tuple`);
+    if (typeof callable !== 'function') throw new Error(`${what} something that is not callable`);
+    if (!Array.isArray(args)) throw new Error(`${what} something with arguments that are not a tuple`);
     return (callable as Callable)(...(args as unknown[]));
   }
 

@@ -266,7 +266,8 @@ export type StorageLookup = (key: string, type: DType, numel: number | undefined
 
 function persistentStorage(pid: unknown, lookup: StorageLookup): StorageRef {
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) {
-    fail(`the pickle refers to an unknown kind of persistent object (${JSON.stringify(pid)})`);
+    const preview = JSON.stringify(pid, (_key, item: unknown) => (typeof item === 'bigint' ? String(item) : item));
+    fail(`the pickle refers to an unknown kind of persistent object (${String(preview).slice(0, 120)})`);
   }
   // The location ('cpu', 'cuda:0', ...) is where the storage lived when saved; everything loads on the CPU.
   const [, type, key, , numel, view] = pid as unknown[];

@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { materialize, unpickle } from '../../src/torch/pickle/unpickler.js';
 import * as torch from '../../src/torch/index.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
@@ -222,7 +223,7 @@ import argparse, zipfile
 ${PY_MIXED}
 torch.save(value, os.path.join(WORKDIR, 'mixed.pt'))
 torch.save(value, os.path.join(WORKDIR, 'legacy.pt'), _use_new_zipfile_serialization=False)
-for p in (3, 4, 5):
+for p in (1, 3, 4, 5):
     torch.save(value, os.path.join(WORKDIR, f'protocol{p}.pt'), pickle_protocol=p)
 mixed = describe(value)
 torch.manual_seed(1)
@@ -234,11 +235,25 @@ with zipfile.ZipFile(os.path.join(WORKDIR, 'other.zip'), 'w') as z:
     z.writestr('readme.txt', 'hello')
 torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), os.path.join(WORKDIR, 'scripted.pt'))
 torch.save({'args': argparse.Namespace(lr=0.5, arch='resnet18'), 'w': torch.ones(2)}, os.path.join(WORKDIR, 'args.pt'))
-OUTPUT = {'mixed': mixed, 'resnet18': describe(resnet18, digest=True), 'moco': describe(checkpoint, digest=True)}
+import pickle
+plain = {k: v for k, v in value['nested'].items() if k != 'deep'}
+plain.update({k: value[k] for k in ('int_keys', 'ordered', 'numpy')})
+OUTPUT = {
+    'mixed': mixed, 'resnet18': describe(resnet18, digest=True), 'moco': describe(checkpoint, digest=True),
+    'plain': describe(plain), 'pickles': [pickle.dumps(plain, protocol=p).hex() for p in range(6)],
+    'special': [pickle.dumps([float('inf'), -float('inf'), float('nan'), -0.0], protocol=p).hex() for p in (0, 2)],
+}
 `;
 
 const dir = tempDir();
-let fromPython: { mixed: Description; resnet18: Description; moco: Description };
+let fromPython: {
+  mixed: Description;
+  resnet18: Description;
+  moco: Description;
+  plain: Description;
+  pickles: string[];
+  special: string[];
+};
 before(() => {
   if (skip === undefined) fromPython = python(PY_FILES, dir.path);
 });
@@ -255,7 +270,7 @@ function withLoaded(file: string | Uint8Array, check: (value: torch.LoadedValue)
 }
 
 describe('torch.load reads what Python torch.save writes', { skip }, () => {
-  for (const name of ['mixed.pt', 'legacy.pt', 'protocol3.pt', 'protocol4.pt', 'protocol5.pt']) {
+  for (const name of ['mixed.pt', 'legacy.pt', 'protocol1.pt', 'protocol3.pt', 'protocol4.pt', 'protocol5.pt']) {
     test(`every dtype, views, 0-d, empty and nested values: ${name}`, () => {
       withLoaded(join(dir.path, name), (loaded) => {
         matchesPython(loaded, fromPython.mixed, '');
@@ -269,6 +284,69 @@ describe('torch.load reads what Python torch.save writes', { skip }, () => {
 
   test('bytes load the same as a path', () => {
     withLoaded(readFileSync(join(dir.path, 'mixed.pt')), (loaded) => matchesPython(loaded, fromPython.mixed, ''));
+  });
+});
+
+/** Reads a bare pickle (no storages) into the values `load` returns. */
+function readPickle(bytes: Uint8Array): unknown {
+  const noStorages = (): never => assert.fail('no storages expected');
+  return materialize(unpickle(bytes, 0, noStorages, 'error').value);
+}
+
+const hex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text.replace(/ /g, ''), 'hex'));
+
+describe('the pickle reader', () => {
+  test('plain Python values pickled with protocols 0 to 5', { skip }, () => {
+    fromPython.pickles.forEach((pickled, protocol) => {
+      matchesPython(readPickle(hex(pickled)), fromPython.plain, `protocol ${protocol}`);
+    });
+  });
+
+  test('inf, -inf, nan and -0 in text and binary protocols', { skip }, () => {
+    for (const pickled of fromPython.special) {
+      const [inf, negInf, nan, negZero] = readPickle(hex(pickled)) as number[];
+      assert.equal(inf, Infinity);
+      assert.equal(negInf, -Infinity);
+      assert.ok(Number.isNaN(nan));
+      assert.ok(Object.is(negZero, -0));
+    }
+  });
+
+  test('integers of every width and sign, worked by hand', () => {
+    // LONG1 carries two's-complement little-endian bytes: ff 00 00 00 00 00 (read backwards) is -2^40.
+    assert.equal(readPickle(hex('80 02 8a 06 00 00 00 00 00 ff 2e')), -(2 ** 40));
+    assert.equal(readPickle(hex('80 02 8a 01 ff 2e')), -1);
+    assert.equal(readPickle(hex('80 02 8a 00 2e')), 0);
+    assert.equal(readPickle(hex('80 02 8a 09 00 00 00 00 00 00 00 80 00 2e')), 2n ** 63n);
+    assert.equal(readPickle(hex('80 02 8a 08 00 00 00 00 00 00 00 80 2e')), -(2n ** 63n));
+    assert.equal(readPickle(hex('80 02 8b 02 00 00 00 00 01 2e')), 256);
+    assert.equal(readPickle(hex('80 02 4a fe ff ff ff 2e')), -2);
+    assert.equal(readPickle(hex('80 02 4d ff ff 2e')), 65535);
+    assert.equal(readPickle(new TextEncoder().encode('I-12\n.')), -12);
+    assert.equal(
+      readPickle(new TextEncoder().encode('L123456789012345678901234567890L\n.')),
+      123456789012345678901234567890n,
+    );
+  });
+
+  test('Python 2 strings, worked by hand', () => {
+    assert.equal(readPickle(new TextEncoder().encode("S'caf\\xc3\\xa9'\n.")), 'café');
+    assert.equal(readPickle(new TextEncoder().encode("S'it\\'s\\n'\n.")), "it's\n");
+    assert.equal(readPickle(hex('80 02 55 03 61 62 63 2e')), 'abc');
+  });
+
+  test('corrupt pickles throw saying where', () => {
+    assert.throws(
+      () => readPickle(hex('80 02 58 05 00 00 00 61 62')),
+      /the pickle ends early \(wanted 5 bytes at byte 7/,
+    );
+    assert.throws(() => readPickle(hex('80 02 ff')), /unknown pickle opcode 0xff at byte 2/);
+    assert.throws(() => readPickle(hex('80 02 68 07 2e')), /memo entry 7, which it never stored/);
+    assert.throws(() => readPickle(hex('80 02 65 2e')), /closes a MARK it never opened at byte 2/);
+    assert.throws(
+      () => readPickle(hex('80 02 63 6f 73 0a 73 79 73 74 65 6d 0a 2e')),
+      /'os\.system', which the loader does not rebuild/,
+    );
   });
 });
 

@@ -33,26 +33,43 @@ type Callable = (...args: unknown[]) => unknown;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
 
-/** Decodes Python's protocol-0 string escapes (`'a\\nb'`, `'\\x00'`). */
-function unescapePython(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[\\'"nrt0])/g, (_match, code: string) => {
+/** Decodes the escapes of a Python 2 `repr` of a str, as protocol 0's STRING carries it. */
+function unescapeRepr(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[\\'"nrt])/g, (_match, code: string) => {
     switch (code[0]) {
       case 'x':
-      case 'u':
-      case 'U':
-        return String.fromCodePoint(parseInt(code.slice(1), 16));
+        return String.fromCharCode(parseInt(code.slice(1), 16));
       case 'n':
         return '\n';
       case 'r':
         return '\r';
       case 't':
         return '\t';
-      case '0':
-        return '\0';
       default:
         return code;
     }
   });
+}
+
+/** Decodes `raw-unicode-escape` text, as protocol 0's UNICODE carries it (read as latin1). */
+function unescapeRawUnicode(text: string): string {
+  return text.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_match, short?: string, long?: string) =>
+    String.fromCodePoint(parseInt(short ?? long ?? '0', 16)),
+  );
+}
+
+/** A protocol-0 FLOAT: Python's repr of a float, including inf and nan. */
+function parseFloatRepr(text: string): number {
+  switch (text) {
+    case 'inf':
+      return Infinity;
+    case '-inf':
+      return -Infinity;
+    case 'nan':
+      return NaN;
+    default:
+      return Number(text);
+  }
 }
 
 /** Two's-complement little-endian integer, as LONG1 and LONG4 carry it. */
@@ -265,7 +282,7 @@ export class PickleMachine {
           this.push(narrow(BigInt(this.line().replace(/L$/, ''))));
           break;
         case 0x46: // FLOAT
-          this.push(parseFloat(this.line()));
+          this.push(parseFloatRepr(this.line()));
           break;
         case 0x4a: // BININT
           this.push(this.i32());
@@ -296,11 +313,17 @@ export class PickleMachine {
           if (text.length < 2 || (quote !== "'" && quote !== '"') || text[text.length - 1] !== quote) {
             throw new Error(`a malformed STRING at byte ${at}`);
           }
-          this.push(unescapePython(text.slice(1, -1)));
+          // A Python 2 str is bytes; torch.load decodes it as UTF-8, falling back to latin1 here.
+          const raw = Uint8Array.from(unescapeRepr(text.slice(1, -1)), (char) => char.charCodeAt(0) & 0xff);
+          try {
+            this.push(utf8.decode(raw));
+          } catch {
+            this.push(latin1.decode(raw));
+          }
           break;
         }
         case 0x56: // UNICODE (raw-unicode-escape)
-          this.push(unescapePython(this.line()));
+          this.push(unescapeRawUnicode(this.line()));
           break;
         case 0x54: // BINSTRING (Python 2 str: torch.load decodes it as UTF-8)
           this.push(this.text(this.i32()));

@@ -13,6 +13,8 @@ import { type Prng } from './prng.js';
 
 type Tensor = torch.Tensor;
 
+const addcmul = torch.operator('aten::addcmul');
+
 /** Mean and standard deviation per output channel (one value: the same for all). */
 export interface NormalizeStats {
   mean: readonly number[];
@@ -138,15 +140,39 @@ export function affineMatrices(params: AffineParams, height: number, width: numb
  * rounding of the sampling coordinates.
  */
 export function affineAugment(images: Tensor, params: AffineParams): Tensor {
-  const [batch, channels, height, width] = checkBatch(images, 'affineAugment');
+  const [batch, , height, width] = checkBatch(images, 'affineAugment');
   checkCount(params.angle, batch, 'affineAugment', 'angles');
   checkCount(params.flip, batch, 'affineAugment', 'flip flags');
   checkCount(params.offset, batch, 'affineAugment', 'offsets');
   const theta = affineMatrices(params, height, width);
   return torch.tidy(() => {
-    const grid = torch.affineGrid(torch.tensor(theta, [batch, 2, 3]), [batch, channels, ...params.size], false);
+    const grid = samplingGrid(theta, batch, params.size);
     return torch.gridSample(images, grid, { mode: 'bilinear', paddingMode: 'zeros', alignCorners: false });
   });
+}
+
+/**
+ * `affineGrid(theta, size, alignCorners = false)` as one broadcast sum of a
+ * per-column and a per-row term: libtorch's version multiplies a [B, H·W, 3]
+ * grid by [B, 3, 2] matrices, which BLAS does slowly for so thin a product.
+ */
+function samplingGrid(theta: Float32Array, batch: number, [height, width]: [number, number]): Tensor {
+  const columns = new Float32Array(batch * width * 2);
+  const rows = new Float32Array(batch * height * 2);
+  for (let b = 0; b < batch; b++) {
+    const t = theta.subarray(b * 6, b * 6 + 6);
+    for (let j = 0; j < width; j++) {
+      const x = (2 * j + 1) / width - 1;
+      columns[(b * width + j) * 2] = t[0]! * x + t[2]!;
+      columns[(b * width + j) * 2 + 1] = t[3]! * x + t[5]!;
+    }
+    for (let i = 0; i < height; i++) {
+      const y = (2 * i + 1) / height - 1;
+      rows[(b * height + i) * 2] = t[1]! * y;
+      rows[(b * height + i) * 2 + 1] = t[4]! * y;
+    }
+  }
+  return torch.tidy(() => torch.tensor(columns, [batch, 1, width, 2]).add(torch.tensor(rows, [batch, height, 1, 2])));
 }
 
 /**
@@ -182,7 +208,7 @@ export function normalize(
   stats: NormalizationName | NormalizeStats = 'moco-cxr',
   channels: 1 | 3 = 3,
 ): Tensor {
-  const [batch, inChannels, height, width] = checkBatch(images, 'normalize');
+  const [, inChannels] = checkBatch(images, 'normalize');
   const { mean, std } = typeof stats === 'string' ? NORMALIZATIONS[stats] : stats;
   if (mean.length !== std.length || (mean.length !== 1 && mean.length !== channels)) {
     throw new RangeError(`normalize: ${mean.length} means and ${std.length} stds for ${channels} channels`);
@@ -190,14 +216,20 @@ export function normalize(
   if (inChannels !== 1 && inChannels !== channels) {
     throw new RangeError(`normalize: cannot make ${channels} channels from ${inChannels}`);
   }
+  // One broadcasting op: bias + images · scale, straight into the [B, channels, H, W] result.
   return torch.tidy(() => {
-    if (mean.length === 1) {
-      const out = images.sub(mean[0]).div(std[0]);
-      return inChannels === channels ? out : out.expand(batch, channels, height, width).contiguous();
-    }
-    const m = torch.tensor(Float32Array.from(mean), [1, channels, 1, 1]);
-    const s = torch.tensor(Float32Array.from(std), [1, channels, 1, 1]);
-    return images.sub(m).div(s).contiguous();
+    const scale = torch.tensor(
+      Float32Array.from({ length: channels }, (_, c) => 1 / std[std.length === 1 ? 0 : c]!),
+      [1, channels, 1, 1],
+    );
+    const bias = torch.tensor(
+      Float32Array.from({ length: channels }, (_, c) => {
+        const k = mean.length === 1 ? 0 : c;
+        return -mean[k]! / std[k]!;
+      }),
+      [1, channels, 1, 1],
+    );
+    return addcmul([bias, images, scale]) as Tensor;
   });
 }
 

@@ -16,13 +16,15 @@ export interface LoadWeightsOptions {
    */
   inputChannels?: number;
   /**
-   * How RGB weights take grey input (see `GreyMode`). Default 'repeat': it is
-   * what MoCo-CXR does (grey replicated to 3 channels), it keeps the first
-   * convolution's shape so checkpoints stay interchangeable with torchvision
-   * and PyTorch code, and training then follows the reference exactly. 'sum'
-   * gives the same outputs at a third of the first layer's cost, but the
-   * summed weight is stepped once where 'repeat' steps three weights, so
-   * training (Adam especially) diverges from the reference.
+   * How RGB weights take grey input (see `GreyMode`). By default a model
+   * already arranged for grey input keeps its arrangement (a model built with
+   * `inChannels: 1` gets 'sum'), and an RGB model gets 'repeat'. 'repeat' is
+   * the default because it is what MoCo-CXR does (grey replicated to 3
+   * channels): the first convolution keeps its shape, so checkpoints stay
+   * interchangeable with torchvision and PyTorch code, and training follows the
+   * reference exactly. 'sum' gives the same outputs at a third of the first
+   * layer's cost, but one summed weight is stepped where 'repeat' steps three,
+   * so training (with Adam especially) drifts from the reference.
    */
   greyMode?: GreyMode;
   /**
@@ -279,7 +281,7 @@ function adaptInput(
   if (fileChannels !== 3) {
     throw new Error(`${source}: '${key}' takes ${fileChannels}-channel input; grey adaptation needs 3 (RGB)`);
   }
-  const mode = options.greyMode ?? 'repeat';
+  const mode = options.greyMode ?? (model.stem.inChannels === 1 ? 'sum' : 'repeat');
   if (mode !== 'sum' && mode !== 'repeat') {
     throw new TypeError(`greyMode must be 'sum' or 'repeat', got '${String(mode)}'`);
   }

@@ -45,22 +45,27 @@ export class BatchNorm2d extends Module {
     this.registerBuffer('num_batches_tracked', track ? scalar(0, { dtype: 'int64' }) : null);
   }
 
+  /** Per-channel scale (null without `affine`). */
   get weight(): Tensor | null {
     return this.optionalParam('weight');
   }
 
+  /** Per-channel shift (null without `affine`). */
   get bias(): Tensor | null {
     return this.optionalParam('bias');
   }
 
+  /** The `running_mean` buffer (null without `trackRunningStats`). */
   get runningMean(): Tensor | null {
     return this.optionalBuffer('running_mean');
   }
 
+  /** The `running_var` buffer: the unbiased batch variance, averaged. */
   get runningVar(): Tensor | null {
     return this.optionalBuffer('running_var');
   }
 
+  /** The `num_batches_tracked` buffer: an int64 scalar counting training batches. */
   get numBatchesTracked(): Tensor | null {
     return this.optionalBuffer('num_batches_tracked');
   }

@@ -55,10 +55,12 @@ export class Conv2d extends Module {
     this.registerParameter('bias', bias);
   }
 
+  /** `[outChannels, inChannels / groups, kH, kW]` */
   get weight(): Tensor {
     return this.param('weight');
   }
 
+  /** `[outChannels]`, or null without bias. */
   get bias(): Tensor | null {
     return this.optionalParam('bias');
   }

@@ -21,10 +21,12 @@ export class Linear extends Module {
     this.registerParameter('bias', bias);
   }
 
+  /** `[outFeatures, inFeatures]` */
   get weight(): Tensor {
     return this.param('weight');
   }
 
+  /** `[outFeatures]`, or null without bias. */
   get bias(): Tensor | null {
     return this.optionalParam('bias');
   }

@@ -207,6 +207,12 @@ test("grey input: 'repeat' and 'sum' both reproduce PyTorch on grey images repea
   const b = torch.noGrad(() => summed.eval().forward(grey));
   assert.ok(maxAbsDiff(b.toArray(), greyLogits) <= 1e-4, 'sum mode differs from PyTorch');
 
+  // A model built for grey input keeps its 1-channel convolution: 'sum' by default.
+  const built = models.resnet18({ inChannels: 1 });
+  assert.equal(models.loadWeights(built, file('resnet18.pth')).grey, 'sum');
+  assert.deepEqual(built.conv1.weight.toArray(), summed.conv1.weight.toArray());
+  built.dispose();
+
   // A 1-channel checkpoint written here reloads into a fresh model as 1-channel.
   const ours = file('resnet18-grey.pt');
   const dict = summed.stateDict();

@@ -40,7 +40,7 @@ export type LoadedValue =
 export interface LoadOptions {
   /**
    * What to do with objects of Python classes other than tensors, containers,
-   * OrderedDict and numpy scalars (an `argparse.Namespace` of training
+   * OrderedDict, Counter (read as a dict) and numpy scalars (an `argparse.Namespace` of training
    * arguments, say): `'error'` (default) throws naming the class; `'keep'`
    * returns them as `PythonObject`s (`{ pythonClass, args, state }`).
    */

@@ -191,6 +191,7 @@ value = {
     },
     'int_keys': {0: 'zero', 5: 'five', -1: 'minus'},
     'ordered': collections.OrderedDict([('z', 1), ('a', 2), ('m', 3)]),
+    'milestones': collections.Counter([12, 18, 18]),
     'numpy': [__import__('numpy').float64(0.875), __import__('numpy').int64(-3), __import__('numpy').float32(0.5)],
 }
 `;

@@ -199,6 +199,8 @@ function numpyScalar(dtype: unknown, data: unknown): number | bigint | boolean {
 function knownNames(): Map<string, unknown> {
   const names = new Map<string, unknown>();
   names.set('collections.OrderedDict', () => new Map());
+  // A Counter (MultiStepLR's milestones) is pickled as a call with a plain dict of counts.
+  names.set('collections.Counter', (counts?: unknown) => (counts instanceof Map ? new Map(counts) : new Map()));
   names.set('torch._utils._rebuild_tensor', (storage: unknown, offset: unknown, size: unknown, stride: unknown) =>
     rebuildTensor(storage, offset, size, stride, false),
   );
@@ -299,7 +301,7 @@ export function unpickle(
         if (unknownClasses === 'keep') return (...args: unknown[]) => new OpaqueObject(qualified, args);
         return fail(
           `it refers to the Python name '${qualified}', which the loader does not rebuild ` +
-            '(it reads tensors, numbers, strings, bytes, lists, tuples, sets, dicts, OrderedDicts and numpy scalars; ' +
+            '(it reads tensors, numbers, strings, bytes, lists, tuples, sets, dicts, OrderedDicts, Counters and numpy scalars; ' +
             "pass { unknownClasses: 'keep' } to keep such objects as data)",
         );
       },

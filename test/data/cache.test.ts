@@ -90,22 +90,22 @@ describe('image cache', () => {
   it('is reused when nothing changed and rebuilt when the size, the list or a file changes', async () => {
     const folder = join(dir.path, 'b');
     const log = quiet([]);
-    const first = await buildCache(records, { dir: folder, size: 16, log });
+    const first = await buildCache(records, { dir: folder, size: 16, log, workers: 1 });
     await first.cache.close();
-    const again = await buildCache(records, { dir: folder, size: 16, log });
+    const again = await buildCache(records, { dir: folder, size: 16, log, workers: 1 });
     assert.deepEqual([again.stats.reused, again.stats.decoded], [true, 0]);
 
-    const bigger = await buildCache(records, { dir: folder, size: 20, log });
+    const bigger = await buildCache(records, { dir: folder, size: 20, log, workers: 1 });
     assert.deepEqual([bigger.stats.reused, bigger.stats.decoded, bigger.cache.size], [false, 12, 20]);
-    const squashed = await buildCache(records, { dir: folder, size: 20, fit: 'squash', log });
+    const squashed = await buildCache(records, { dir: folder, size: 20, fit: 'squash', log, workers: 1 });
     assert.equal(squashed.stats.decoded, 12);
 
-    const fewer = await buildCache(records.slice(0, 10), { dir: folder, size: 20, fit: 'squash', log });
+    const fewer = await buildCache(records.slice(0, 10), { dir: folder, size: 20, fit: 'squash', log, workers: 1 });
     assert.deepEqual([fewer.stats.decoded, fewer.cache.length], [10, 10]);
 
     const later = new Date(Date.now() + 5000);
     utimesSync(records[0]!.path, later, later);
-    const touched = await buildCache(records.slice(0, 10), { dir: folder, size: 20, fit: 'squash', log });
+    const touched = await buildCache(records.slice(0, 10), { dir: folder, size: 20, fit: 'squash', log, workers: 1 });
     assert.equal(touched.stats.decoded, 10);
   });
 

@@ -121,6 +121,29 @@ def make(path, arr, syntax, photometric, bits_stored, signed, slope=None, interc
         grey = 1 - grey
     return {'path': path, 'modality': modality.ravel().tolist(), 'grey': grey.ravel().tolist(), 'shape': list(arr.shape)}
 
+def make_baseline(path, arr):
+    # An 8-bit JPEG (baseline) frame shown inverted (MONOCHROME1); expected: PIL's decode of the same stream.
+    import io
+    from PIL import Image
+    stream = io.BytesIO()
+    Image.fromarray(arr).save(stream, format='JPEG', quality=90)
+    jpeg = stream.getvalue()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.1.1'
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = '1.2.840.10008.1.2.4.50'
+    ds = FileDataset(path, {}, file_meta=meta, preamble=b'\0' * 128)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.Rows, ds.Columns = arr.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME1'
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([jpeg])
+    ds['PixelData'].is_undefined_length = True
+    ds['PixelData'].VR = 'OB'
+    ds.save_as(path, write_like_original=False)
+    shown = 255 - np.array(Image.open(io.BytesIO(jpeg))).astype(np.int64)
+    return {'path': path, 'pixels': shown.ravel().tolist(), 'shape': list(arr.shape)}
+
 rng = np.random.default_rng(7)
 ramp = (np.add.outer(np.arange(24) * 150, np.arange(20) * 7) % 4096).astype(np.uint16)
 signed = (rng.integers(-2000, 2000, size=(18, 22))).astype(np.int16)
@@ -132,6 +155,7 @@ OUTPUT = {
   'mono2_8bit_sigmoid': make(WORKDIR + '/mono2_8bit.dcm', small, ExplicitVRLittleEndian, 'MONOCHROME2', 8, False, None, None, (120.0, 90.0), 'SIGMOID'),
   'big_endian': make(WORKDIR + '/big_endian.dcm', ramp, ExplicitVRBigEndian, 'MONOCHROME1', 12, False, None, None, (2000.0, 1000.0)),
   'jpeg_lossless': make(WORKDIR + '/lossless.dcm', lossless, JPEGLosslessSV1, 'MONOCHROME2', 12, False, 1.0, -1024.0, (500.0, 3000.0), None, True),
+  'jpeg_baseline': make_baseline(WORKDIR + '/baseline.dcm', (np.add.outer(np.arange(30) * 6, np.arange(26) * 3) % 256).astype(np.uint8)),
 }
 `;
 
@@ -170,6 +194,17 @@ describe('DICOM decoding against pydicom', { skip: pydicomMissing() }, () => {
       assert.equal(maxAbsDiff(viaDecode.pixels, grey.pixels), 0);
     });
   }
+
+  it('jpeg_baseline: the 8-bit JPEG frame decodes as PIL decodes it, MONOCHROME1 inverted', async () => {
+    const expected = cases.jpeg_baseline as unknown as { path: string; pixels: number[]; shape: [number, number] };
+    const image = await decodeImage(expected.path);
+    assert.ok(image.pixels instanceof Uint8Array);
+    assert.deepEqual([image.height, image.width], expected.shape);
+    assert.ok(
+      maxAbsDiff(image.pixels, expected.pixels) <= 1,
+      `differs by ${maxAbsDiff(image.pixels, expected.pixels)}`,
+    );
+  });
 
   it('a DICOM file with its pixel data cut short is an error naming the file', () => {
     const path = cases.mono2_window!.path;

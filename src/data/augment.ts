@@ -47,7 +47,7 @@ export function hflip(images: Tensor, flags: readonly boolean[]): Tensor {
   const [batch] = checkBatch(images, 'hflip');
   checkCount(flags, batch, 'hflip', 'flags');
   return torch.tidy(() => {
-    const mask = torch.tensor(Uint8Array.from(flags, Number), [batch, 1, 1, 1]).bool();
+    const mask = torch.tensor(Uint8Array.from(flags, Number), [batch, 1, 1, 1], { device: images.device }).bool();
     return torch.where(mask, images.flip(3), images);
   });
 }
@@ -75,12 +75,13 @@ export function crop(
     for (let i = 0; i < outHeight; i++) rows[b * outHeight + i] = BigInt(y + i);
     for (let j = 0; j < outWidth; j++) cols[b * outWidth + j] = BigInt(x + j);
   });
+  const on = { device: images.device };
   return torch.tidy(() =>
     images.index([
-      torch.arange(batch).view(batch, 1, 1, 1),
-      torch.arange(channels).view(1, channels, 1, 1),
-      torch.tensor(rows, [batch, 1, outHeight, 1]),
-      torch.tensor(cols, [batch, 1, 1, outWidth]),
+      torch.arange(0, batch, 1, on).view(batch, 1, 1, 1),
+      torch.arange(0, channels, 1, on).view(1, channels, 1, 1),
+      torch.tensor(rows, [batch, 1, outHeight, 1], on),
+      torch.tensor(cols, [batch, 1, 1, outWidth], on),
     ]),
   );
 }
@@ -146,7 +147,7 @@ export function affineAugment(images: Tensor, params: AffineParams): Tensor {
   checkCount(params.offset, batch, 'affineAugment', 'offsets');
   const theta = affineMatrices(params, height, width);
   return torch.tidy(() => {
-    const grid = samplingGrid(theta, batch, params.size);
+    const grid = samplingGrid(theta, batch, params.size, images.device);
     return torch.gridSample(images, grid, { mode: 'bilinear', paddingMode: 'zeros', alignCorners: false });
   });
 }
@@ -156,7 +157,12 @@ export function affineAugment(images: Tensor, params: AffineParams): Tensor {
  * per-column and a per-row term: libtorch's version multiplies a [B, H·W, 3]
  * grid by [B, 3, 2] matrices, which BLAS does slowly for so thin a product.
  */
-function samplingGrid(theta: Float32Array, batch: number, [height, width]: [number, number]): Tensor {
+function samplingGrid(
+  theta: Float32Array,
+  batch: number,
+  [height, width]: [number, number],
+  device: torch.Device,
+): Tensor {
   const columns = new Float32Array(batch * width * 2);
   const rows = new Float32Array(batch * height * 2);
   for (let b = 0; b < batch; b++) {
@@ -172,7 +178,9 @@ function samplingGrid(theta: Float32Array, batch: number, [height, width]: [numb
       rows[(b * height + i) * 2 + 1] = t[4]! * y;
     }
   }
-  return torch.tidy(() => torch.tensor(columns, [batch, 1, width, 2]).add(torch.tensor(rows, [batch, height, 1, 2])));
+  return torch.tidy(() =>
+    torch.tensor(columns, [batch, 1, width, 2], { device }).add(torch.tensor(rows, [batch, height, 1, 2], { device })),
+  );
 }
 
 /**
@@ -221,6 +229,7 @@ export function normalize(
     const scale = torch.tensor(
       Float32Array.from({ length: channels }, (_, c) => 1 / std[std.length === 1 ? 0 : c]!),
       [1, channels, 1, 1],
+      { device: images.device },
     );
     const bias = torch.tensor(
       Float32Array.from({ length: channels }, (_, c) => {
@@ -228,6 +237,7 @@ export function normalize(
         return -mean[k]! / std[k]!;
       }),
       [1, channels, 1, 1],
+      { device: images.device },
     );
     return addcmul([bias, images, scale]) as Tensor;
   });

@@ -19,6 +19,8 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   static Napi::Value Wrap(Napi::Env env, at::Tensor tensor);
   // Returns the tensor behind a JS value, or throws a TypeError naming `what`.
   static const at::Tensor& FromValue(const Napi::Value& value, const char* what);
+  // The wrapper behind a JS value, or throws a TypeError naming `what`.
+  static TensorHandle* HandleOf(const Napi::Value& value, const char* what);
   static bool IsHandle(const Napi::Value& value);
 
   explicit TensorHandle(const Napi::CallbackInfo& info);

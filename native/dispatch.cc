@@ -9,6 +9,7 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <optional>
 
 namespace moco {
 
@@ -28,6 +29,11 @@ enum class Kind {
   TensorList,
   OptionalTensorList,
   Generator,
+  // Enumerations travel as integers; out-of-range codes are undefined behaviour
+  // inside libtorch (a crash, not an error), so they are checked here.
+  ScalarType,
+  Layout,
+  MemoryFormat,
   Unsupported,
 };
 
@@ -106,6 +112,22 @@ Kind KindOf(const c10::TypePtr& type) {
   }
 }
 
+// The enumeration an argument really is (the schema's type() says int for it).
+std::optional<Kind> EnumKindOf(const c10::Argument& argument) {
+  c10::TypePtr real = argument.real_type();
+  if (real->kind() == c10::TypeKind::OptionalType) real = real->castRaw<c10::OptionalType>()->getElementType();
+  switch (real->kind()) {
+    case c10::TypeKind::ScalarTypeType:
+      return Kind::ScalarType;
+    case c10::TypeKind::LayoutType:
+      return Kind::Layout;
+    case c10::TypeKind::MemoryFormatType:
+      return Kind::MemoryFormat;
+    default:
+      return std::nullopt;
+  }
+}
+
 [[noreturn]] void ArgError(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const std::string& expected) {
   ThrowType(env, op.label + ": argument '" + arg.name + "' must be " + expected);
 }
@@ -151,6 +173,18 @@ c10::IValue Convert(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const 
       return TensorHandle::FromValue(v, arg.name.c_str());
     case Kind::Int:
       return ToInt(env, op, arg, v);
+    case Kind::ScalarType:
+    case Kind::Layout:
+    case Kind::MemoryFormat: {
+      int64_t code = ToInt(env, op, arg, v);
+      int64_t end = arg.kind == Kind::ScalarType ? static_cast<int64_t>(c10::ScalarType::Undefined)
+                    : arg.kind == Kind::Layout   ? static_cast<int64_t>(c10::Layout::NumOptions)
+                                                 : static_cast<int64_t>(c10::MemoryFormat::NumOptions);
+      if (code < 0 || code >= end) {
+        ArgError(env, op, arg, "a valid code (0 to " + std::to_string(end - 1) + "), got " + std::to_string(code));
+      }
+      return code;
+    }
     case Kind::Float:
       return ToFloat(env, op, arg, v);
     case Kind::Bool:
@@ -285,7 +319,7 @@ Napi::Value Resolve(const Napi::CallbackInfo& info) {
       optional = true;
       type = type->castRaw<c10::OptionalType>()->getElementType();
     }
-    ArgSpec spec{a.name(), KindOf(type), optional, a.N(), a.default_value()};
+    ArgSpec spec{a.name(), EnumKindOf(a).value_or(KindOf(type)), optional, a.N(), a.default_value()};
     Napi::Object described = Napi::Object::New(env);
     described.Set("name", a.name());
     described.Set("optional", optional);

@@ -100,10 +100,20 @@ bool TensorHandle::IsHandle(const Napi::Value& value) {
   return value.As<Napi::Object>().InstanceOf(data->baseConstructor.Value());
 }
 
-const at::Tensor& TensorHandle::FromValue(const Napi::Value& value, const char* what) {
+TensorHandle* TensorHandle::HandleOf(const Napi::Value& value, const char* what) {
   Napi::Env env = value.Env();
   if (!IsHandle(value)) ThrowType(env, std::string(what) + ": expected a Tensor");
-  return Napi::ObjectWrap<TensorHandle>::Unwrap(value.As<Napi::Object>())->tensor(env);
+  // An object made with Object.create(Tensor.prototype) passes the instanceof
+  // test but wraps nothing.
+  void* unwrapped = nullptr;
+  if (napi_unwrap(env, value, &unwrapped) != napi_ok || unwrapped == nullptr) {
+    ThrowType(env, std::string(what) + ": expected a Tensor made by the torch functions");
+  }
+  return static_cast<TensorHandle*>(unwrapped);
+}
+
+const at::Tensor& TensorHandle::FromValue(const Napi::Value& value, const char* what) {
+  return HandleOf(value, what)->tensor(value.Env());
 }
 
 const at::Tensor& TensorHandle::tensor(Napi::Env env) const {
@@ -203,7 +213,23 @@ Napi::Value TensorHandle::SetGrad(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
       self.mutable_grad().reset();
     } else {
-      self.mutable_grad() = FromValue(info[0], "grad");
+      // The same checks as PyTorch's setter: a mismatched gradient would only
+      // fail later, inside backward() or an optimizer step.
+      const at::Tensor& grad = FromValue(info[0], "grad");
+      if (grad.is_same(self)) ThrowType(env, "grad: a tensor cannot be its own gradient");
+      if (grad.scalar_type() != self.scalar_type()) {
+        ThrowType(env, std::string("grad: assigned gradient has dtype ") + c10::toString(grad.scalar_type()) +
+                           " but the tensor has " + c10::toString(self.scalar_type()));
+      }
+      if (grad.device() != self.device()) {
+        ThrowType(env, "grad: assigned gradient is on " + DeviceName(grad.device()) + " but the tensor is on " +
+                           DeviceName(self.device()));
+      }
+      if (!grad.sizes().equals(self.sizes())) {
+        ThrowType(env, "grad: assigned gradient has shape " + c10::str(grad.sizes()) + " but the tensor has shape " +
+                           c10::str(self.sizes()));
+      }
+      self.mutable_grad() = grad;
     }
     return env.Undefined();
   });
@@ -257,8 +283,8 @@ Napi::Value TensorHandle::StorageId(const Napi::CallbackInfo& info) {
 // wrapper is disposed). Lets a module swap a parameter's value in place.
 Napi::Value TensorHandle::Assign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !IsHandle(info[0])) ThrowType(env, "assign: expected a Tensor");
-  TensorHandle* other = Napi::ObjectWrap<TensorHandle>::Unwrap(info[0].As<Napi::Object>());
+  if (info.Length() < 1) ThrowType(env, "assign: expected a Tensor");
+  TensorHandle* other = HandleOf(info[0], "assign");
   at::Tensor value = other->tensor(env);
   if (other != this) other->Release(env);
   Release(env);

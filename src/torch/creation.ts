@@ -70,14 +70,15 @@ export function tensor(
   let t: Tensor;
   if (ArrayBuffer.isView(data)) {
     const array = data;
+    const arrayDtype = dtypeOfArray(array);
     const size = shape === undefined ? [array.length] : checkShape(shape, 'tensor');
     if (productOf(size) !== array.length) {
       throw new TypeError(
         `tensor: shape [${size.join(', ')}] holds ${productOf(size)} elements but the array has ${array.length}`,
       );
     }
-    t = native.fromBytes(array, dtypeCode(dtypeOfArray(array)), size) as Tensor;
-    if (options.dtype !== undefined && options.dtype !== dtypeOfArray(array)) {
+    t = native.fromBytes(array, dtypeCode(arrayDtype), size) as Tensor;
+    if (options.dtype !== undefined && options.dtype !== arrayDtype) {
       const converted = t.to(options.dtype);
       t.dispose();
       t = converted;

@@ -25,6 +25,9 @@ const CODES: Record<DType, number> = {
   bfloat16: 15,
 };
 
+/** Every dtype name this library handles. */
+export const DTYPES = Object.keys(CODES) as readonly DType[];
+
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([name, code]) => [code, name as DType]));
 
 /** The typed array a dtype's elements come out as (half types come out as float32). */
@@ -55,9 +58,14 @@ export type AnyTypedArray =
 export function dtypeCode(dtype: DType): number {
   const code = CODES[dtype];
   if (code === undefined) {
-    throw new TypeError(`unknown dtype '${String(dtype)}': expected one of ${Object.keys(CODES).join(', ')}`);
+    throw new TypeError(`unknown dtype '${String(dtype)}': expected one of ${DTYPES.join(', ')}`);
   }
   return code;
+}
+
+/** Whether a string names a dtype. */
+export function isDType(name: string): name is DType {
+  return Object.prototype.hasOwnProperty.call(CODES, name);
 }
 
 /** The dtype name of a native code. */
@@ -91,15 +99,22 @@ export function isFloatingPoint(dtype: DType): boolean {
   return dtype === 'float16' || dtype === 'float32' || dtype === 'float64' || dtype === 'bfloat16';
 }
 
-/** The dtype a typed array holds. */
-export function dtypeOfArray(array: AnyTypedArray): DType {
+/**
+ * The dtype a typed array holds. Arrays with no matching dtype (Uint16Array,
+ * Uint32Array, BigUint64Array, DataView) are refused rather than reinterpreted.
+ */
+export function dtypeOfArray(array: ArrayBufferView): DType {
   if (array instanceof Float32Array) return 'float32';
   if (array instanceof Float64Array) return 'float64';
   if (array instanceof BigInt64Array) return 'int64';
   if (array instanceof Int32Array) return 'int32';
   if (array instanceof Int16Array) return 'int16';
   if (array instanceof Int8Array) return 'int8';
-  return 'uint8';
+  if (array instanceof Uint8Array || array instanceof Uint8ClampedArray) return 'uint8';
+  throw new TypeError(
+    `${array.constructor.name} has no matching dtype: use Float32Array, Float64Array, BigInt64Array, ` +
+      'Int32Array, Int16Array, Int8Array or Uint8Array (and options.dtype to convert)',
+  );
 }
 
 /** Views raw bytes as the typed array of a dtype (no copy). */

@@ -22,24 +22,33 @@ export function buildInfo(): BuildInfo {
   return native.buildInfo();
 }
 
-/** Runs `fn` with autograd recording off (as `torch.no_grad()`). */
-export function noGrad<T>(fn: () => T): T {
-  const previous = native.setGradEnabled(false);
+// Grad mode is process-wide: after an await, an async body would run under
+// whatever mode the rest of the program has set by then.
+function withGradMode<T>(enabled: boolean, fn: () => T, name: string): T {
+  const message = `${name}(fn): fn must be synchronous; grad mode cannot follow it across await`;
+  if (fn.constructor.name === 'AsyncFunction') throw new TypeError(message);
+  const previous = native.setGradEnabled(enabled);
+  let result: T;
   try {
-    return fn();
+    result = fn();
   } finally {
     native.setGradEnabled(previous);
   }
+  if (result instanceof Promise) {
+    result.catch(() => undefined);
+    throw new TypeError(message);
+  }
+  return result;
 }
 
-/** Runs `fn` with autograd recording on, inside a noGrad scope for example. */
+/** Runs `fn` with autograd recording off (as `torch.no_grad()`); `fn` must be synchronous. */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn, 'noGrad');
+}
+
+/** Runs `fn` with autograd recording on, inside a noGrad scope for example; `fn` must be synchronous. */
 export function enableGrad<T>(fn: () => T): T {
-  const previous = native.setGradEnabled(true);
-  try {
-    return fn();
-  } finally {
-    native.setGradEnabled(previous);
-  }
+  return withGradMode(true, fn, 'enableGrad');
 }
 
 export function isGradEnabled(): boolean {

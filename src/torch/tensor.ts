@@ -6,7 +6,16 @@
  */
 import { aten } from './aten.js';
 import { checkDevice, type Device } from './device.js';
-import { dtypeCode, dtypeName, isFloatingPoint, viewBytes, type AnyTypedArray, type DType } from './dtype.js';
+import {
+  DTYPES,
+  dtypeCode,
+  dtypeName,
+  isDType,
+  isFloatingPoint,
+  viewBytes,
+  type AnyTypedArray,
+  type DType,
+} from './dtype.js';
 import { setDisposableCheck, track } from './memory.js';
 import { native } from './native.js';
 
@@ -83,7 +92,14 @@ export class Tensor extends NativeTensor {
 
   override toString(): string {
     if (this.isDisposed) return 'Tensor(disposed)';
-    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
+    let shape: number[];
+    try {
+      shape = this.shape;
+    } catch {
+      // A wrapper made with `new Tensor()` holds no tensor; describing it must not throw.
+      return 'Tensor(empty)';
+    }
+    return `Tensor(shape=[${shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }
 
   // ---- data out -------------------------------------------------------------
@@ -178,13 +194,18 @@ export class Tensor extends NativeTensor {
 
   /** Converts to a dtype or moves to a device (returns a new tensor, or a new wrapper of the same one). */
   to(target: DType | Device, options: { copy?: boolean; memoryFormat?: MemoryFormat } = {}): Tensor {
-    const isDevice = target === 'cpu' || target.startsWith('cuda');
+    if (typeof target !== 'string') {
+      throw new TypeError(`to(target): expected a dtype name or a device such as 'cpu', got ${typeof target}`);
+    }
     const format = options.memoryFormat === undefined ? undefined : memoryFormatCode(options.memoryFormat);
-    if (isDevice) {
+    if (!isDType(target)) {
+      if (target !== 'cpu' && !target.startsWith('cuda')) {
+        throw new TypeError(`to('${target}'): expected a dtype (${DTYPES.join(', ')}) or a device ('cpu', 'cuda:N')`);
+      }
       const device = checkDevice(target);
       return aten.to([this, undefined, undefined, device, undefined, false, options.copy ?? false, format]) as Tensor;
     }
-    const code = dtypeCode(target as DType);
+    const code = dtypeCode(target);
     return aten.to([this, code, undefined, undefined, undefined, false, options.copy ?? false, format]) as Tensor;
   }
 

@@ -257,25 +257,22 @@ export async function pretrain(
 
   const source = await openSource(config.data);
   log(`data: ${source.records.length} images from ${config.data}`);
-  const { cache, stats } = await buildCache(source.records, {
-    dir: join(resolve(config.cacheDir), `${config.cacheSize}px`),
-    size: config.cacheSize,
-    workers: config.workers === 0 ? undefined : config.workers,
-    signal: options.signal,
-    log,
-  });
-  if (aborted()) {
-    await cache.close();
-    return {
-      status: 'interrupted',
-      runDir,
-      checkpoint: undefined,
-      epochsDone: 0,
-      steps: 0,
-      lastLoss: NaN,
-      message: 'interrupted while building the image cache; rerun to continue it',
-    };
+  let built;
+  try {
+    built = await buildCache(source.records, {
+      dir: join(resolve(config.cacheDir), `${config.cacheSize}px`),
+      size: config.cacheSize,
+      workers: config.workers === 0 ? undefined : config.workers,
+      signal: options.signal,
+      log,
+    });
+  } catch (error) {
+    if (!aborted()) throw error;
+    const message = 'interrupted while building the image cache; rerun to continue where it stopped';
+    log(message);
+    return { status: 'interrupted', runDir, checkpoint: undefined, epochsDone: 0, steps: 0, lastLoss: NaN, message };
   }
+  const { cache, stats } = built;
   log(
     `cache: ${cache.ids.length} images (${stats.reused ? 'reused' : `${stats.decoded} decoded`}, ${stats.skipped} skipped)`,
   );
@@ -347,9 +344,8 @@ export async function pretrain(
   };
 
   for (let epoch = at.epoch; epoch < config.epochs; epoch++) {
-    for await (const batch of loader.epoch(epoch)) {
+    for await (const batch of loader.epoch(epoch, epoch === at.epoch ? at.batch : 0)) {
       try {
-        if (epoch === at.epoch && batch.index < at.batch) continue;
         // Seeding each step makes any randomness inside it (shuffle BN) repeat on resume.
         torch.manualSeed(combineSeeds(config.seed, epoch, batch.index));
         const result = torch.tidy(() => {

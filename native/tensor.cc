@@ -4,14 +4,21 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace moco {
 
 namespace {
 
+// What a wrapper reports to V8 as external memory. A broadcast view (expand)
+// may span far more elements than its storage holds; counting those phantom
+// bytes sends V8 into back-to-back garbage collections.
 int64_t ByteSize(const at::Tensor& t) {
-  return t.defined() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+  if (!t.defined()) return 0;
+  auto bytes = static_cast<int64_t>(t.numel() * t.element_size());
+  if (t.has_storage()) bytes = std::min(bytes, static_cast<int64_t>(t.storage().nbytes()));
+  return bytes;
 }
 
 Napi::Array ToArray(Napi::Env env, c10::IntArrayRef values) {

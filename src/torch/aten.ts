@@ -101,6 +101,7 @@ export const aten = {
   logicalOr: operator('aten::logical_or'),
   isnan: operator('aten::isnan'),
   isfinite: operator('aten::isfinite'),
+  equal: operator('aten::equal'),
   // reductions
   sumAll: operator('aten::sum'),
   sum: operator('aten::sum', 'dim_IntList'),

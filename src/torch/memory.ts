@@ -30,19 +30,40 @@ export function keep<T extends Disposable>(tensor: T): T {
   return tensor;
 }
 
-function collect(value: unknown, into: Set<Disposable>, depth: number): void {
-  if (value === null || typeof value !== 'object' || depth > 8) return;
-  if (isDisposable(value)) {
-    into.add(value);
-    return;
+/**
+ * Finds the tensors in a value: the value itself, or anything reachable through
+ * arrays, Maps, Sets and plain objects, at any depth and through cycles. With
+ * `instances`, the properties of class instances are searched too. Typed arrays
+ * and buffers hold numbers only and are not walked.
+ */
+function collect(value: unknown, into: Set<Disposable>, instances: boolean): void {
+  const seen = new Set<object>();
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (item === null || typeof item !== 'object' || seen.has(item)) continue;
+    seen.add(item);
+    if (isDisposable(item)) {
+      into.add(item);
+    } else if (Array.isArray(item)) {
+      for (const entry of item as unknown[]) pending.push(entry);
+    } else if (item instanceof Map) {
+      for (const [key, entry] of item) pending.push(key, entry);
+    } else if (item instanceof Set) {
+      for (const entry of item) pending.push(entry);
+    } else if (isPlainObject(item) || (instances && !isOpaque(item))) {
+      for (const entry of Object.values(item)) pending.push(entry);
+    }
   }
-  if (Array.isArray(value)) {
-    for (const item of value) collect(item, into, depth + 1);
-  } else if (value instanceof Map) {
-    for (const item of value.values()) collect(item, into, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(value)) collect(item, into, depth + 1);
-  }
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function isOpaque(value: object): boolean {
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Promise;
 }
 
 let disposableCheck: (value: object) => value is Disposable = (_value): _value is Disposable => false;
@@ -60,8 +81,8 @@ const ASYNC_MESSAGE = 'tidy(fn): fn must be synchronous; tensors cannot be track
 
 /**
  * Runs `fn` and frees every tensor created while it ran, except the tensors in
- * its result (a tensor, or arrays / plain objects / Maps holding tensors), which
- * move to the enclosing scope. If `fn` throws, everything it made is freed.
+ * its result (a tensor, or arrays, Maps, Sets, plain objects or class instances
+ * holding tensors at any depth), which move to the enclosing scope. If `fn` throws, everything it made is freed.
  */
 export function tidy<T>(fn: () => T): T {
   if (typeof fn !== 'function') throw new TypeError('tidy(fn): fn must be a function');
@@ -85,7 +106,7 @@ export function tidy<T>(fn: () => T): T {
     throw new TypeError(ASYNC_MESSAGE);
   }
   const returned = new Set<Disposable>();
-  collect(result, returned, 0);
+  collect(result, returned, true);
   const parent = scopes[scopes.length - 1];
   for (const tensor of scope) {
     if (returned.has(tensor)) {
@@ -97,9 +118,13 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** Frees every tensor found in a value (a tensor, or arrays / objects / Maps of them). */
+/**
+ * Frees every tensor found in a value: a tensor, or arrays, Maps, Sets and plain
+ * objects holding tensors at any depth. Class instances are not searched, since
+ * they may refer to tensors owned elsewhere; they free their own.
+ */
 export function dispose(value: unknown): void {
   const found = new Set<Disposable>();
-  collect(value, found, 0);
+  collect(value, found, false);
   for (const tensor of found) tensor.dispose();
 }

@@ -512,6 +512,11 @@ export class Tensor extends NativeTensor {
     return aten.logicalOr([this, other]) as Tensor;
   }
 
+  /** Whether `other` has the same shape and elements (as `torch.equal`). */
+  equal(other: Tensor): boolean {
+    return aten.equal([this, other]) as boolean;
+  }
+
   isnan(): Tensor {
     return aten.isnan([this]) as Tensor;
   }

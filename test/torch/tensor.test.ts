@@ -191,6 +191,19 @@ describe('shape helpers', () => {
   );
 });
 
+describe('comparison', () => {
+  it(
+    'equal() is true only for the same shape and elements',
+    scoped(() => {
+      const t = torch.tensor([1, 2, 3]);
+      assert.equal(t.equal(torch.tensor([1, 2, 3])), true);
+      assert.equal(t.equal(torch.tensor([1, 2, 4])), false);
+      assert.equal(t.equal(torch.tensor([[1, 2, 3]])), false);
+      assert.equal(t.equal(t.clone()), true);
+    }),
+  );
+});
+
 describe('in-place methods', () => {
   it(
     'return this and change the values',

@@ -132,6 +132,7 @@ export const aten = {
   add_: operator('aten::add_', 'Tensor'),
   addScalar_: operator('aten::add_', 'Scalar'),
   sub_: operator('aten::sub_', 'Tensor'),
+  subScalar_: operator('aten::sub_', 'Scalar'),
   mul_: operator('aten::mul_', 'Tensor'),
   mulScalar_: operator('aten::mul_', 'Scalar'),
   div_: operator('aten::div_', 'Tensor'),

@@ -22,9 +22,26 @@ function checkShape(shape: readonly number[], fn: string): number[] {
   return [...shape];
 }
 
+// Frees the new tensor when a last step fails (an integer dtype cannot require grad).
 function finish(t: Tensor, options: TensorOptions): Tensor {
-  if (options.requiresGrad === true) t.requiresGrad_(true);
+  if (options.requiresGrad === true) {
+    try {
+      t.requiresGrad_(true);
+    } catch (error) {
+      t.dispose();
+      throw error;
+    }
+  }
   return t;
+}
+
+/** `step(t)`, with `t` freed afterwards whether or not the step succeeded. */
+function replace(t: Tensor, step: (t: Tensor) => Tensor): Tensor {
+  try {
+    return step(t);
+  } finally {
+    t.dispose();
+  }
 }
 
 function factoryArgs(options: TensorOptions, defaultDtype: DType | undefined): unknown[] {
@@ -78,11 +95,8 @@ export function tensor(
       );
     }
     t = native.fromBytes(array, dtypeCode(arrayDtype), size) as Tensor;
-    if (options.dtype !== undefined && options.dtype !== arrayDtype) {
-      const converted = t.to(options.dtype);
-      t.dispose();
-      t = converted;
-    }
+    const dtype = options.dtype;
+    if (dtype !== undefined && dtype !== arrayDtype) t = replace(t, (raw) => raw.to(dtype));
   } else {
     const values: number[] = [];
     const inferred: number[] = [];
@@ -94,14 +108,10 @@ export function tensor(
       );
     }
     const base = native.fromBytes(new Float64Array(values), dtypeCode('float64'), size) as Tensor;
-    t = base.to(options.dtype ?? 'float32');
-    base.dispose();
+    t = replace(base, (raw) => raw.to(options.dtype ?? 'float32'));
   }
-  if (options.device !== undefined && options.device !== 'cpu') {
-    const moved = t.to(options.device);
-    t.dispose();
-    t = moved;
-  }
+  const device = options.device;
+  if (device !== undefined && device !== 'cpu') t = replace(t, (here) => here.to(device));
   return finish(t, options);
 }
 

@@ -15,8 +15,21 @@ export interface Operator {
   schema(): string;
 }
 
+// One handle per operator: each resolution registers an entry in the addon for
+// the life of the process, so a handle made inside a loop must not add one per call.
+const handles = new Map<string, Operator>();
+
 /** Returns a lazily resolved handle to the ATen operator `name.overload`. */
 export function operator(name: string, overload = ''): Operator {
+  const key = `${name}.${overload}`;
+  const known = handles.get(key);
+  if (known !== undefined) return known;
+  const made = makeOperator(name, overload);
+  handles.set(key, made);
+  return made;
+}
+
+function makeOperator(name: string, overload: string): Operator {
   let id = -1;
   const resolve = (): number => {
     if (id < 0) id = native.resolve(name, overload).id;

@@ -628,8 +628,9 @@ export class Tensor extends NativeTensor {
     return this;
   }
 
-  sub_(other: Tensor, alpha = 1): this {
-    aten.sub_.inPlace([this, other, alpha]);
+  sub_(other: Tensor | number, alpha = 1): this {
+    if (typeof other === 'number') aten.subScalar_.inPlace([this, other, alpha]);
+    else aten.sub_.inPlace([this, other, alpha]);
     return this;
   }
 

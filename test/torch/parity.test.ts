@@ -802,6 +802,8 @@ op(
   (x, y) => x.clone().add_(y, -3),
   'lambda x, y: x.clone().add_(y, alpha=-3)',
 );
+op('sub_ scalar alpha', [base], (x) => x.clone().sub_(1.5, 2), 'lambda x: x.clone().sub_(1.5, alpha=2)');
+op('sub_ tensor', [base, f32([4])], (x, y) => x.clone().sub_(y), 'lambda x, y: x.clone().sub_(y)');
 op('mul_ tensor', [base, f32([3, 1])], (x, y) => x.clone().mul_(y), 'lambda x, y: x.clone().mul_(y)');
 op('mul_ scalar', [base], (x) => x.clone().mul_(0.75), 'lambda x: x.clone().mul_(0.75)');
 op('copy_ broadcast', [base, f32([4])], (x, y) => x.clone().copy_(y), 'lambda x, y: x.clone().copy_(y)');

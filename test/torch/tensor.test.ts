@@ -191,6 +191,24 @@ describe('shape helpers', () => {
   );
 });
 
+describe('operators by schema name', () => {
+  it(
+    'run the named overload, and one handle serves each name',
+    scoped(() => {
+      const neg = torch.operator('aten::neg');
+      assert.equal(torch.operator('aten::neg'), neg);
+      assert.notEqual(torch.operator('aten::add', 'Scalar'), torch.operator('aten::add', 'Tensor'));
+      assert.deepEqual((neg([torch.tensor([1, -2])]) as Tensor).toArray(), [-1, 2]);
+      assert.match(neg.schema(), /^aten::neg\(Tensor self\) -> Tensor/);
+      const addScalar = torch.operator('aten::add', 'Scalar');
+      assert.deepEqual((addScalar([torch.tensor([1, 2]), 3, 2]) as Tensor).toArray(), [7, 8]);
+      const t = torch.tensor([4, 9]);
+      torch.operator('aten::sqrt_').inPlace([t]);
+      assert.deepEqual(t.toArray(), [2, 3]);
+    }),
+  );
+});
+
 describe('comparison', () => {
   it(
     'equal() is true only for the same shape and elements',

@@ -1,0 +1,243 @@
+/**
+ * End-to-end fine-tuning: the whole network trained from its starting weights
+ * on a label fraction, with MoCo-CXR's flip and rotation augmentation (no
+ * colour jitter), Adam lr 1e-4 at batch 16, masked BCE-with-logits, and the
+ * test prediction averaged over the checkpoints with the best validation AUC
+ * (kept in memory, on the CPU).
+ */
+import { type BatchAugmentation, BatchLoader } from '../data/loader.js';
+import { mocoCxrAugmentation, type NormalizationName } from '../data/augment.js';
+import { combineSeeds } from '../data/prng.js';
+import { type Backbone } from '../models/index.js';
+import { Adam } from '../optim/index.js';
+import * as torch from '../torch/index.js';
+import {
+  abortError,
+  bestText,
+  CELL_DEFAULTS,
+  type CellOptions,
+  checkCellOptions,
+  type DownstreamResult,
+  type EpochSummary,
+  epochsForFraction,
+  type Evaluation,
+  evaluationSteps,
+  labelledRows,
+  safeAuc,
+  testPredictions,
+  TopCheckpoints,
+} from './downstream.js';
+import { mapImages } from './features.js';
+import { Progress } from './progress.js';
+import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
+
+type Tensor = torch.Tensor;
+type Weights = Record<string, Tensor>;
+
+/** Options of one fine-tuning cell. */
+export interface FinetuneOptions extends CellOptions {
+  data: DownstreamData;
+  /** 'random', a weights file (MoCo checkpoint, torchvision, ours), or NAME:FILE. */
+  init: string;
+  arch: string;
+  /** Side of the training crop and of the evaluation view. */
+  imageSize: number;
+  /** Normalization of both views (default 'imagenet', as MoCo-CXR's supervised code). */
+  normalize?: NormalizationName;
+  device?: string;
+  /** Images per forward pass when scoring validation and test (default 64). */
+  evalBatchSize?: number;
+  /**
+   * The training augmentation (default: flip p = 0.5, rotation ±10°, random
+   * crop of `imageSize` from the cached squares, grey to 3 channels, normalized).
+   */
+  augment?: BatchAugmentation;
+  /** Evaluations without improvement before stopping (default: train every epoch). */
+  patience?: number;
+}
+
+/** The augmentation fine-tuning uses unless told otherwise. */
+export function finetuneAugmentation(imageSize: number, normalize: NormalizationName = 'imagenet'): BatchAugmentation {
+  return mocoCxrAugmentation(imageSize, { normalize });
+}
+
+function snapshot(model: Backbone): Weights {
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const out: Weights = {};
+      for (const [key, value] of Object.entries(model.stateDict())) {
+        out[key] = value.device === 'cpu' ? value.clone() : value.to('cpu');
+      }
+      return out;
+    }),
+  );
+}
+
+/**
+ * One fine-tuning cell: draws the training subset, trains the whole network,
+ * evaluates on the validation set at the end of each epoch (and every
+ * `evalEvery` images within long epochs), keeps the best checkpoints, and
+ * predicts the test set with their average.
+ */
+export async function finetune(options: FinetuneOptions): Promise<DownstreamResult> {
+  checkCellOptions(options);
+  const started = performance.now();
+  const { data, fraction, draw, seed } = options;
+  const task = data.task;
+  const device = torch.checkDevice(options.device ?? 'cpu');
+  const batchSize = options.batchSize ?? CELL_DEFAULTS.batchSize;
+  const records =
+    options.trainRecords === undefined
+      ? drawTrainingSet(data.train.records, { task, fraction, draw, seed, per: options.per ?? CELL_DEFAULTS.per })
+          .records
+      : [...options.trainRecords];
+  const epochCount = options.epochs ?? epochsForFraction(fraction);
+  const evalView = {
+    imageSize: options.imageSize,
+    normalize: options.normalize,
+    batchSize: options.evalBatchSize,
+    device,
+    signal: options.signal,
+  };
+  const val = labelledRows(data.val.records, task);
+  const valSplit: DataSplit = { records: val.rows.map((row) => data.val.records[row]!), cache: data.val.cache };
+  const testRows = labelledRows(data.test.records, task).rows;
+  const testSplit: DataSplit = { records: testRows.map((row) => data.test.records[row]!), cache: data.test.cache };
+
+  const loader = new BatchLoader(data.train.cache, {
+    batchSize,
+    seed: combineSeeds(seed, draw),
+    records,
+    tasks: [task],
+    augment: options.augment ?? finetuneAugmentation(options.imageSize, options.normalize),
+  });
+  if (loader.missing.length > 0) {
+    throw new Error(`${loader.missing.length} training records have no cached image, e.g. '${loader.missing[0]}'`);
+  }
+  const stepsPerEpoch = loader.batchesPerEpoch;
+  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
+
+  const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
+  const top = new TopCheckpoints<Weights>(options.ensemble ?? CELL_DEFAULTS.ensemble, (item) => torch.dispose(item));
+  const progress = new Progress(`finetune ${options.init} f=${fraction} draw ${draw}`, epochCount * stepsPerEpoch, {
+    plain: options.plainProgress,
+  });
+  const score = async (split: DataSplit): Promise<Float32Array> => {
+    model.eval();
+    try {
+      const logits = await mapImages(split, (images) => model.forward(images).view(-1).sigmoid(), evalView);
+      try {
+        return logits.data() as Float32Array;
+      } finally {
+        logits.dispose();
+      }
+    } finally {
+      model.train();
+    }
+  };
+
+  try {
+    model.to(device);
+    model.train();
+    const optimizer = new Adam(model.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
+    const evaluations: Evaluation[] = [];
+    const epochs: EpochSummary[] = [];
+    let best = -Infinity;
+    let sinceBest = 0;
+    let step = 0;
+    let stop = false;
+    for (let epoch = 1; epoch <= epochCount && !stop; epoch++) {
+      let trainSeconds = 0;
+      let lossSum = 0;
+      let labelled = 0;
+      let images = 0;
+      let windowStart = performance.now();
+      for await (const batch of loader.epoch(epoch - 1)) {
+        try {
+          const known = torch.tidy(() => (batch.labelMask as Tensor).sum().item());
+          step++;
+          images += batch.ids.length;
+          if (known > 0) {
+            lossSum += torch.tidy(() => {
+              const logits = model.forward(batch.images.to(device));
+              const sum = torch.binaryCrossEntropyWithLogits(logits, (batch.labels as Tensor).to(device), {
+                weight: (batch.labelMask as Tensor).to(device),
+                reduction: 'sum',
+              });
+              optimizer.zeroGrad();
+              sum.div(known).backward();
+              optimizer.step();
+              return sum.item();
+            });
+            labelled += known;
+          }
+        } finally {
+          batch.dispose();
+        }
+        trainSeconds += (performance.now() - windowStart) / 1000;
+        progress.update(
+          (epoch - 1) * stepsPerEpoch + batch.index + 1,
+          `epoch ${epoch}/${epochCount} loss ${(lossSum / Math.max(labelled, 1)).toFixed(4)} ` +
+            `${(images / trainSeconds).toFixed(1)} img/s best val AUC ${bestText(best)}`,
+        );
+        if (options.signal?.aborted === true) throw abortError();
+        if (evalAt.has(batch.index + 1)) {
+          const valAuc = safeAuc(await score(valSplit), val.labels);
+          evaluations.push({ epoch, step, valAuc });
+          top.offer(epoch, step, valAuc, () => snapshot(model));
+          if (valAuc > best) {
+            best = valAuc;
+            sinceBest = 0;
+          } else if (options.patience !== undefined && ++sinceBest >= options.patience) {
+            stop = true;
+            break;
+          }
+        }
+        windowStart = performance.now();
+      }
+      const summary = {
+        epoch,
+        trainLoss: labelled > 0 ? lossSum / labelled : NaN,
+        seconds: trainSeconds,
+        imagesPerSecond: images / trainSeconds,
+      };
+      epochs.push(summary);
+      options.onEpoch?.(summary);
+    }
+
+    const kept = top.entries;
+    const bestCheckpoint = kept[0];
+    if (bestCheckpoint === undefined) throw new Error('fine-tuning: no checkpoint has a validation AUC');
+    const sum = new Float64Array(testSplit.records.length);
+    for (const entry of kept) {
+      model.loadStateDict(entry.item);
+      const probabilities = await score(testSplit);
+      for (let i = 0; i < sum.length; i++) sum[i]! += probabilities[i]!;
+    }
+    const { test, testAuc } = testPredictions(
+      data.test.records,
+      task,
+      Array.from(sum, (value) => value / kept.length),
+    );
+    return {
+      mode: 'finetune',
+      init: options.init,
+      task,
+      fraction,
+      draw,
+      trainIds: records.map((record) => record.id),
+      valAuc: bestCheckpoint.valAuc,
+      bestEpoch: bestCheckpoint.epoch,
+      epochs: epochs.length,
+      ensembleEpochs: kept.map((entry) => entry.epoch),
+      test,
+      testAuc,
+      seconds: (performance.now() - started) / 1000,
+      history: { epochs, evaluations },
+    };
+  } finally {
+    progress.finish();
+    top.dispose();
+    model.dispose();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Downstream evaluation as in MoCo-CXR: a linear probe on frozen features and
+ * end-to-end fine-tuning, at label fractions with several draws each, scored
+ * by test AUC with bootstrap confidence intervals.
+ *
+ * ```ts
+ * const data = await prepareDownstreamData({ train: 'tb:train', test: 'tb:test', valSplit: 0.1, ... });
+ * const features = await backboneFeatures(data, { init: 'moco:last.pt', arch: 'resnet18', imageSize: 224, seed: 0 });
+ * const cell = await linearProbe({ features, task: data.task, fraction: 0.01, draw: 0, seed: 0 });
+ * console.log(cell.testAuc);
+ * ```
+ */
+export {
+  abortError,
+  CELL_DEFAULTS,
+  checkFraction,
+  epochsForFraction,
+  evaluationSteps,
+  isAbortError,
+  labelledRows,
+  testPredictions,
+  TopCheckpoints,
+  type CellOptions,
+  type DownstreamMode,
+  type DownstreamResult,
+  type EpochSummary,
+  type Evaluation,
+  type Kept,
+  type TestPredictions,
+} from './downstream.js';
+export {
+  createBackbone,
+  drawTrainingSet,
+  initFingerprint,
+  parseInit,
+  prepareDownstreamData,
+  type DataOptions,
+  type DataSplit,
+  type DownstreamData,
+  type DrawOptions,
+  type InitSpec,
+} from './setup.js';
+export {
+  backboneFeatures,
+  evaluationView,
+  extractFeatures,
+  featureKey,
+  mapImages,
+  type EvalViewOptions,
+  type FeatureOptions,
+  type FeatureSet,
+  type SplitFeatures,
+} from './features.js';
+export {
+  fitLinearHead,
+  linearProbe,
+  predictLinear,
+  type HeadWeights,
+  type LinearFit,
+  type LinearFitOptions,
+  type LinearProbeOptions,
+  type LinearTrainingSet,
+  type LinearValidationSet,
+} from './linear.js';
+export { finetune, finetuneAugmentation, type FinetuneOptions } from './finetune.js';
+export {
+  DOWNSTREAM_DEFAULTS,
+  downstreamMetrics,
+  gridCells,
+  resolveDownstreamConfig,
+  runDownstream,
+  type DownstreamConfig,
+  type DownstreamHooks,
+  type DownstreamInput,
+  type DownstreamMetrics,
+  type DownstreamRun,
+  type FractionMetrics,
+} from './runner.js';
+export { Progress, formatDuration, type ProgressOptions } from './progress.js';

@@ -1,0 +1,328 @@
+/**
+ * The linear probe: a single linear layer trained on frozen backbone features
+ * (MoCo-CXR's "last layer" training), with BCE-with-logits over the known
+ * labels, Adam, mini-batches of 16 and model selection on validation AUC.
+ *
+ * Why mini-batches on features held in memory: MoCo-CXR trains the last layer
+ * with the backbone in the loop at batch 16, so the number of Adam steps per
+ * epoch is (subset size / 16). Training on features keeps that protocol — same
+ * batches, same steps, same learning rate — and only removes the backbone's
+ * repeated forward passes, whose output never changes. A full-batch variant
+ * would take 16× fewer steps at lr 1e-4 and underfit.
+ */
+import { combineSeeds, Prng } from '../data/prng.js';
+import { type XrayRecord } from '../data/records.js';
+import { Linear } from '../nn/linear.js';
+import { Adam } from '../optim/index.js';
+import * as torch from '../torch/index.js';
+import {
+  abortError,
+  bestText,
+  CELL_DEFAULTS,
+  type CellOptions,
+  checkCellOptions,
+  type DownstreamResult,
+  type EpochSummary,
+  epochsForFraction,
+  type Evaluation,
+  evaluationSteps,
+  labelArrays,
+  labelledRows,
+  safeAuc,
+  testPredictions,
+  TopCheckpoints,
+} from './downstream.js';
+import { type FeatureSet } from './features.js';
+import { Progress } from './progress.js';
+import { drawTrainingSet } from './setup.js';
+
+type Tensor = torch.Tensor;
+
+/** Streams of the cell's seed, kept apart from the draw's and the loader's. */
+const HEAD_INIT_STREAM = 0x68656164;
+const ORDER_STREAM = 0x6f726472;
+
+/** Training examples for a linear head. */
+export interface LinearTrainingSet {
+  /** float32 `[N, D]`. */
+  features: Tensor;
+  /** 0/1 per row (ignored where `mask` is 0). */
+  labels: Float32Array;
+  /** 1 where the label is known, 0 where it is masked out of the loss. */
+  mask: Float32Array;
+}
+
+/** Validation examples: features `[M, D]` and their (known) labels. */
+export interface LinearValidationSet {
+  features: Tensor;
+  labels: readonly number[];
+}
+
+/** Options of {@link fitLinearHead}. */
+export interface LinearFitOptions {
+  epochs: number;
+  lr?: number;
+  /** Mini-batch size (default 16). */
+  batchSize?: number;
+  /** Seeds the head's initialization and the order of examples. */
+  seed: number;
+  /** Checkpoints kept for the ensemble (default 10). */
+  ensemble?: number;
+  /** Training examples between evaluations within an epoch (default 8192); each epoch's end is evaluated. */
+  evalEvery?: number;
+  /** Stop after this many evaluations without a better validation AUC (default: never stop early). */
+  patience?: number;
+  signal?: AbortSignal;
+  onEpoch?: (summary: EpochSummary, best: number) => void;
+}
+
+/** A head's weights at one checkpoint. */
+export interface HeadWeights {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/** A trained head: the best checkpoints (best first) and what training did. */
+export interface LinearFit {
+  checkpoints: readonly { epoch: number; step: number; valAuc: number; item: HeadWeights }[];
+  evaluations: Evaluation[];
+  epochs: EpochSummary[];
+  /** Frees the kept weights. */
+  dispose(): void;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Trains `Linear(D, 1)` on `train` with masked BCE-with-logits and Adam, and
+ * keeps the checkpoints with the best validation AUC. Examples are visited in
+ * an order drawn from the seed per epoch.
+ */
+export async function fitLinearHead(
+  train: LinearTrainingSet,
+  val: LinearValidationSet,
+  options: LinearFitOptions,
+): Promise<LinearFit> {
+  const count = train.features.shape[0] as number;
+  const dim = train.features.shape[1] as number;
+  if (count === 0) throw new RangeError('linear head: no training examples');
+  if (train.labels.length !== count || train.mask.length !== count) {
+    throw new RangeError(`linear head: ${count} feature rows but ${train.labels.length} labels`);
+  }
+  if (val.features.shape[0] !== val.labels.length) {
+    throw new RangeError(`linear head: ${val.features.shape[0]} validation rows but ${val.labels.length} labels`);
+  }
+  const batchSize = options.batchSize ?? CELL_DEFAULTS.batchSize;
+  const stepsPerEpoch = Math.ceil(count / batchSize);
+  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
+
+  torch.manualSeed(combineSeeds(options.seed, HEAD_INIT_STREAM));
+  const head = new Linear(dim, 1);
+  const optimizer = new Adam(head.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
+  const top = new TopCheckpoints<HeadWeights>(options.ensemble ?? CELL_DEFAULTS.ensemble, (item) =>
+    torch.dispose(item),
+  );
+  const labels = torch.tensor(train.labels, [count, 1]);
+  const mask = torch.tensor(train.mask, [count, 1]);
+  const evaluations: Evaluation[] = [];
+  const epochs: EpochSummary[] = [];
+  let best = -Infinity;
+  let sinceBest = 0;
+  let step = 0;
+  try {
+    for (let epoch = 1; epoch <= options.epochs; epoch++) {
+      const started = performance.now();
+      const order = new Prng(combineSeeds(options.seed, epoch, ORDER_STREAM)).shuffle(
+        Array.from({ length: count }, (_, i) => i),
+      );
+      const orderTensor = torch.tensor(BigInt64Array.from(order, BigInt), [count]);
+      let lossSum = 0;
+      let labelled = 0;
+      let stop = false;
+      try {
+        for (let s = 0; s < stepsPerEpoch; s++) {
+          const start = s * batchSize;
+          const size = Math.min(batchSize, count - start);
+          let known = 0;
+          for (let k = start; k < start + size; k++) known += train.mask[order[k] as number] as number;
+          step++;
+          if (known > 0) {
+            const loss = torch.tidy(() => {
+              const rows = orderTensor.narrow(0, start, size);
+              const logits = head.forward(train.features.indexSelect(0, rows));
+              const sum = torch.binaryCrossEntropyWithLogits(logits, labels.indexSelect(0, rows), {
+                weight: mask.indexSelect(0, rows),
+                reduction: 'sum',
+              });
+              optimizer.zeroGrad();
+              sum.div(known).backward();
+              optimizer.step();
+              return sum.item();
+            });
+            lossSum += loss;
+            labelled += known;
+          }
+          if (evalAt.has(s + 1)) {
+            const valAuc = validationAuc(head, val);
+            evaluations.push({ epoch, step, valAuc });
+            top.offer(epoch, step, valAuc, () => snapshot(head));
+            if (valAuc > best) {
+              best = valAuc;
+              sinceBest = 0;
+            } else if (options.patience !== undefined && ++sinceBest >= options.patience) {
+              stop = true;
+              break;
+            }
+          }
+        }
+      } finally {
+        orderTensor.dispose();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const summary = {
+        epoch,
+        trainLoss: labelled > 0 ? lossSum / labelled : NaN,
+        seconds,
+        imagesPerSecond: count / seconds,
+      };
+      epochs.push(summary);
+      options.onEpoch?.(summary, best);
+      // Lets a Ctrl-C handler run between epochs.
+      await yieldToEventLoop();
+      if (options.signal?.aborted === true) throw abortError();
+      if (stop) break;
+    }
+  } catch (error) {
+    top.dispose();
+    throw error;
+  } finally {
+    torch.dispose([labels, mask]);
+    head.dispose();
+  }
+  return { checkpoints: top.entries, evaluations, epochs, dispose: () => top.dispose() };
+}
+
+function snapshot(head: Linear): HeadWeights {
+  return torch.noGrad(() => ({ weight: head.weight.detach().clone(), bias: (head.bias as Tensor).detach().clone() }));
+}
+
+function validationAuc(head: Linear, val: LinearValidationSet): number {
+  const scores = torch.noGrad(() => torch.tidy(() => head.forward(val.features).view(-1).data() as Float32Array));
+  return safeAuc(scores, val.labels);
+}
+
+/** The mean over checkpoints of sigmoid(x·wᵀ + b) for each row of `features`. */
+export function predictLinear(checkpoints: readonly HeadWeights[], features: Tensor): Float32Array {
+  if (checkpoints.length === 0) throw new Error('linear head: no checkpoint to predict with');
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      let sum: Tensor | undefined;
+      for (const { weight, bias } of checkpoints) {
+        const probability = torch.linear(features, weight, bias).sigmoid();
+        sum = sum === undefined ? probability : sum.add(probability);
+      }
+      return (sum as Tensor).div(checkpoints.length).view(-1).data() as Float32Array;
+    }),
+  );
+}
+
+/** Options of one linear-probe cell. */
+export interface LinearProbeOptions extends CellOptions {
+  /** Frozen features of the backbone (see `backboneFeatures`). */
+  features: FeatureSet;
+  task: string;
+  /** Evaluations without improvement before stopping (default: train every epoch). */
+  patience?: number;
+}
+
+function rowsOf(records: readonly XrayRecord[], wanted: readonly XrayRecord[]): number[] {
+  const index = new Map(records.map((record, i) => [record.id, i]));
+  return wanted.map((record) => {
+    const row = index.get(record.id);
+    if (row === undefined) throw new Error(`training record '${record.id}' is not in the feature set's training pool`);
+    return row;
+  });
+}
+
+function selectRows(features: Tensor, rows: readonly number[]): Tensor {
+  return torch.tidy(() => features.indexSelect(0, torch.tensor(BigInt64Array.from(rows, BigInt), [rows.length])));
+}
+
+/**
+ * One linear-probe cell: draws the training subset, trains a linear head on
+ * its frozen features, selects checkpoints on validation AUC, and predicts
+ * the test set with the average of the selected heads.
+ */
+export async function linearProbe(options: LinearProbeOptions): Promise<DownstreamResult> {
+  checkCellOptions(options);
+  const started = performance.now();
+  const { features, task, fraction, draw, seed } = options;
+  const pool = features.train.records;
+  const records =
+    options.trainRecords === undefined
+      ? drawTrainingSet(pool, { task, fraction, draw, seed, per: options.per ?? CELL_DEFAULTS.per }).records
+      : [...options.trainRecords];
+  const epochCount = options.epochs ?? epochsForFraction(fraction);
+  const { labels, mask } = labelArrays(records, task);
+  const val = labelledRows(features.val.records, task);
+  const tensors: Tensor[] = [];
+  let fit: LinearFit | undefined;
+  const progress = new Progress(`linear ${features.init} f=${fraction} draw ${draw}`, epochCount, {
+    plain: options.plainProgress,
+  });
+  try {
+    const trainFeatures = selectRows(features.train.features, rowsOf(pool, records));
+    tensors.push(trainFeatures);
+    const valFeatures = selectRows(features.val.features, val.rows);
+    tensors.push(valFeatures);
+    fit = await fitLinearHead(
+      { features: trainFeatures, labels, mask },
+      { features: valFeatures, labels: val.labels },
+      {
+        epochs: epochCount,
+        lr: options.lr,
+        batchSize: options.batchSize,
+        seed: combineSeeds(seed, draw),
+        ensemble: options.ensemble,
+        evalEvery: options.evalEvery,
+        patience: options.patience,
+        signal: options.signal,
+        onEpoch: (summary, best) => {
+          options.onEpoch?.(summary);
+          progress.update(summary.epoch, `loss ${summary.trainLoss.toFixed(4)} best val AUC ${bestText(best)}`);
+        },
+      },
+    );
+    const checkpoints = fit.checkpoints;
+    const bestCheckpoint = checkpoints[0];
+    if (bestCheckpoint === undefined) throw new Error('linear probe: no checkpoint has a validation AUC');
+    const testRows = labelledRows(features.test.records, task).rows;
+    const testFeatures = selectRows(features.test.features, testRows);
+    tensors.push(testFeatures);
+    const probabilities = predictLinear(
+      checkpoints.map((entry) => entry.item),
+      testFeatures,
+    );
+    const { test, testAuc } = testPredictions(features.test.records, task, probabilities);
+    return {
+      mode: 'linear',
+      init: features.init,
+      task,
+      fraction,
+      draw,
+      trainIds: records.map((record) => record.id),
+      valAuc: bestCheckpoint.valAuc,
+      bestEpoch: bestCheckpoint.epoch,
+      epochs: fit.epochs.length,
+      ensembleEpochs: checkpoints.map((entry) => entry.epoch),
+      test,
+      testAuc,
+      seconds: (performance.now() - started) / 1000,
+      history: { epochs: fit.epochs, evaluations: fit.evaluations },
+    };
+  } finally {
+    progress.finish();
+    fit?.dispose();
+    torch.dispose(tensors);
+  }
+}

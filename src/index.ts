@@ -7,3 +7,6 @@ export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 export * as models from './models/index.js';
 export * as data from './data/index.js';
+export * as moco from './moco/index.js';
+export * as evaluate from './eval/index.js';
+export * as study from './study/index.js';

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.js')).command,
   demo: async () => (await import('./demo.js')).command,
   pretrain: async () => (await import('./pretrain.js')).command,
+  study: async () => (await import('./study.js')).command,
   linear: async () => (await import('./linear.js')).command,
   finetune: async () => (await import('./finetune.js')).command,
   data: async () => (await import('./data.js')).command,

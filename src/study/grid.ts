@@ -1,0 +1,213 @@
+/**
+ * Runs a study: MoCo pretraining on the source images (or a given checkpoint),
+ * then for every target, mode and starting point — MoCo or the baseline — the
+ * label-fraction grid of draws, then the report. Every step writes into the
+ * study folder, and a rerun picks up where the last one stopped: a finished
+ * pretraining and finished cells are reused.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { pretrain } from '../moco/pretrain.js';
+import * as torch from '../torch/index.js';
+import { runDownstream, type DownstreamResult } from '../train/index.js';
+import { type StudyConfig } from './config.js';
+import { writeReport, type WrittenReport } from './report.js';
+import { type Initialization, type StudyCell, type StudyResults, type StudyTestSet } from './results.js';
+
+export interface StudyHooks {
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  plainProgress?: boolean;
+}
+
+export interface StudyOutcome {
+  status: 'finished' | 'interrupted' | 'failed';
+  dir: string;
+  /** The report's files, when the grid finished. */
+  report?: WrittenReport;
+  results?: StudyResults;
+  message: string;
+}
+
+interface PretrainState {
+  epoch: number;
+}
+
+function finishedPretraining(file: string): PretrainState | undefined {
+  if (!existsSync(file)) return undefined;
+  const saved = torch.load(file) as Record<string, unknown>;
+  try {
+    return { epoch: Number(saved.epoch) };
+  } finally {
+    torch.dispose(saved);
+  }
+}
+
+/** Pretrains (or resumes, or reuses) and returns the MoCo checkpoint to start from. */
+async function pretrainedCheckpoint(
+  config: StudyConfig,
+  hooks: StudyHooks,
+): Promise<{ checkpoint?: string; seconds: number; message?: string }> {
+  if ('checkpoint' in config.pretrain) return { checkpoint: config.pretrain.checkpoint, seconds: 0 };
+  const out = join(config.out, 'pretrain');
+  const last = join(out, 'last.pt');
+  const settings = {
+    seed: config.seed,
+    device: config.device,
+    arch: config.arch,
+    imageSize: config.imageSize,
+    cacheDir: config.cacheDir,
+    ...config.pretrain,
+    out,
+  };
+  const epochs = settings.epochs ?? 20;
+  const state = finishedPretraining(last);
+  if (state !== undefined && state.epoch >= epochs) {
+    hooks.log?.(`pretraining: reusing ${last} (${state.epoch} epochs)`);
+    return { checkpoint: last, seconds: 0 };
+  }
+  const started = performance.now();
+  const result = await pretrain(settings, {
+    resume: state !== undefined,
+    signal: hooks.signal,
+    log: hooks.log,
+    plainProgress: hooks.plainProgress,
+  });
+  const seconds = (performance.now() - started) / 1000;
+  if (result.status !== 'finished') return { seconds, message: result.message };
+  return { checkpoint: last, seconds };
+}
+
+function cellKey(target: string, mode: string, init: string, fraction: number): string {
+  return `${target}/${mode}/${init}/${fraction}`;
+}
+
+/** The test set of a target, from any of its finished cells (they all share it). */
+function testSetOf(result: DownstreamResult): StudyTestSet {
+  return { ids: result.test.ids, studyIds: result.test.studyIds, labels: result.test.labels };
+}
+
+/** Runs the whole study described by `config` and writes its report. */
+export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Promise<StudyOutcome> {
+  const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  mkdirSync(config.out, { recursive: true });
+  writeFileSync(join(config.out, 'study.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const createdAt = new Date().toISOString();
+  const timings: Record<string, number> = {};
+
+  log(`study '${config.name}': pretraining`);
+  const pretrained = await pretrainedCheckpoint(config, { ...hooks, log });
+  timings.pretrain = pretrained.seconds;
+  if (pretrained.checkpoint === undefined) {
+    const interrupted = hooks.signal?.aborted === true;
+    return {
+      status: interrupted ? 'interrupted' : 'failed',
+      dir: config.out,
+      message: `pretraining did not finish: ${pretrained.message ?? ''}`,
+    };
+  }
+  const inits: Record<Initialization, string> = { moco: `moco:${pretrained.checkpoint}`, baseline: config.baseline };
+
+  const cells = new Map<string, StudyCell>();
+  const tests: Record<string, StudyTestSet> = {};
+  const fractionsByTarget: Record<string, number[]> = {};
+  for (const target of config.targets) {
+    const fractions = target.fractions ?? config.fractions;
+    fractionsByTarget[target.name] = fractions;
+    for (const mode of config.modes) {
+      for (const init of ['moco', 'baseline'] as const) {
+        if (hooks.signal?.aborted === true) break;
+        log(`study '${config.name}': ${target.name} / ${mode} / ${init}`);
+        const started = performance.now();
+        const run = await runDownstream(
+          mode,
+          {
+            train: target.train,
+            test: target.test,
+            val: target.val,
+            valSplit: target.valSplit,
+            task: target.task,
+            uncertain: target.uncertain,
+            fractions,
+            draws: target.draws ?? config.draws,
+            per: config.per,
+            seed: config.seed,
+            init: inits[init],
+            arch: config.arch,
+            imageSize: config.imageSize,
+            normalize: config.normalize,
+            epochs: mode === 'linear' ? config.training.linearEpochs : config.training.finetuneEpochs,
+            lr: config.training.lr,
+            batchSize: config.training.batchSize,
+            ensemble: config.training.ensemble,
+            evalEvery: config.training.evalEvery,
+            patience: config.training.patience,
+            bootstrap: 0,
+            device: config.device,
+            out: join(config.out, target.name, `${mode}-${init}`),
+            cacheDir: config.cacheDir,
+          },
+          { signal: hooks.signal, log, plainProgress: hooks.plainProgress },
+        );
+        const key = `${mode}`;
+        timings[key] = (timings[key] ?? 0) + (performance.now() - started) / 1000;
+        for (const result of run.results) {
+          tests[target.name] ??= testSetOf(result);
+          const name = cellKey(target.name, mode, init, result.fraction);
+          let cell = cells.get(name);
+          if (cell === undefined) {
+            cell = { target: target.name, task: result.task, mode, init, fraction: result.fraction, draws: [] };
+            cells.set(name, cell);
+          }
+          cell.draws.push({
+            draw: result.draw,
+            trainIds: result.trainIds,
+            valAuc: result.valAuc,
+            scores: alignScores(result, tests[target.name]!),
+            seconds: result.seconds,
+          });
+        }
+        if (run.status === 'interrupted') break;
+      }
+    }
+  }
+
+  const results: StudyResults = {
+    name: config.name,
+    createdAt,
+    settings: config as unknown as Record<string, unknown>,
+    tests,
+    cells: [...cells.values()],
+    timings,
+  };
+  writeFileSync(join(config.out, 'results.json'), JSON.stringify(results));
+  const report = await writeReport(results, config.out, {
+    replicates: config.bootstrap,
+    seed: config.seed,
+    fractions: fractionsByTarget,
+  });
+  const interrupted = hooks.signal?.aborted === true;
+  const message = interrupted
+    ? `interrupted; the report covers the cells finished so far: ${join(config.out, 'report.html')}. Rerun to continue.`
+    : `study finished: ${join(config.out, 'report.md')} and ${join(config.out, 'report.html')}`;
+  return { status: interrupted ? 'interrupted' : 'finished', dir: config.out, report, results, message };
+}
+
+/** A cell's scores in the order of the target's test ids (all cells share one order). */
+function alignScores(result: DownstreamResult, test: StudyTestSet): number[] {
+  const ids = result.test.ids;
+  if (ids.length === test.ids.length && ids.every((id, i) => id === test.ids[i])) return result.test.scores;
+  const byId = new Map(ids.map((id, i) => [id, result.test.scores[i]!]));
+  return test.ids.map((id) => {
+    const score = byId.get(id);
+    if (score === undefined)
+      throw new Error(`study: test image '${id}' has no score in ${result.mode} fraction ${result.fraction}`);
+    return score;
+  });
+}
+
+/** Reads a finished study's results (to re-render its report). */
+export function readStudyResults(dir: string): StudyResults {
+  return JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as StudyResults;
+}

@@ -4,7 +4,7 @@
  */
 import { Conv2d } from '../nn/conv.js';
 import { Module } from '../nn/module.js';
-import type { Tensor } from '../torch/index.js';
+import { conv2d, type Tensor } from '../torch/index.js';
 
 /** Options every model constructor takes. */
 export interface ModelOptions {
@@ -107,19 +107,35 @@ export abstract class Backbone extends Module {
     return out;
   }
 
-  /** The input as the first convolution wants it (a new tensor object, or `input` itself). */
-  protected prepareInput(input: Tensor): Tensor {
+  /**
+   * Runs the first convolution. Grey input to a model in 'repeat' mode is not
+   * copied to 3 channels: since conv(repeat(x), W) = conv(x, W summed over its
+   * input channels), the convolution runs on the single channel with the
+   * summed weights, which gives the same output and, through autograd, the
+   * same gradient for each of the three channel weights, for a third of the work.
+   */
+  protected forwardStem(input: Tensor): Tensor {
     if (input.ndim !== 4) {
       throw new RangeError(`${this.arch}: expected input [N, C, H, W], got [${input.shape.join(', ')}]`);
     }
+    const stem = this.stem;
     const channels = input.shape[1] as number;
-    if (this.repeatGreyInput && channels === 1) return input.expand(-1, 3, -1, -1);
-    const expected = this.stem.inChannels;
-    if (channels !== expected) {
-      const hint = channels === 1 ? " (for grey input use setInputChannels(1) or loadWeights' inputChannels)" : '';
-      throw new RangeError(`${this.arch}: expected ${expected}-channel input, got ${channels} channels${hint}`);
+    if (this.repeatGreyInput && channels === 1 && stem.inChannels !== 1) {
+      const summed = stem.weight.sum(1, true);
+      const out = conv2d(input, summed, stem.bias, {
+        stride: stem.stride,
+        padding: stem.padding,
+        dilation: stem.dilation,
+        groups: stem.groups,
+      });
+      summed.dispose();
+      return out;
     }
-    return input;
+    if (channels !== stem.inChannels) {
+      const hint = channels === 1 ? " (for grey input use setInputChannels(1) or loadWeights' inputChannels)" : '';
+      throw new RangeError(`${this.arch}: expected ${stem.inChannels}-channel input, got ${channels} channels${hint}`);
+    }
+    return stem.forward(input);
   }
 }
 

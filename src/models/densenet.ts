@@ -153,8 +153,10 @@ export class DenseNet extends Backbone {
   }
 
   features(input: Tensor): Tensor {
-    const x = this.prepareInput(input);
-    let out = advance(x, this.trunk.forward(x), input);
+    let out = this.forwardStem(input);
+    for (const [name, module] of this.trunk.namedChildren()) {
+      if (name !== 'conv0') out = advance(out, module.forward(out));
+    }
     out.relu_();
     out = advance(out, adaptiveAvgPool2d(out, 1));
     return advance(out, out.flatten(1));

@@ -183,8 +183,7 @@ export class ResNet extends Backbone {
   }
 
   features(input: Tensor): Tensor {
-    const x = this.prepareInput(input);
-    let out = advance(x, this.conv1.forward(x), input);
+    let out = this.forwardStem(input);
     out = advance(out, this.bn1.forward(out)).relu_();
     out = advance(out, this.maxpool.forward(out));
     for (const stage of this.layers) out = advance(out, stage.forward(out));

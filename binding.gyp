@@ -9,8 +9,7 @@
         "native/addon.cc",
         "native/tensor.cc",
         "native/dispatch.cc",
-        "native/runtime.cc",
-        "native/serialize.cc"
+        "native/runtime.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

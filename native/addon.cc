@@ -8,7 +8,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTensor(env, exports);
   InitDispatch(env, exports);
   InitRuntime(env, exports);
-  InitSerialize(env, exports);
   return exports;
 }
 

@@ -91,6 +91,5 @@ c10::Device ParseDevice(Napi::Env env, const std::string& text);
 void InitTensor(Napi::Env env, Napi::Object exports);
 void InitDispatch(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
-void InitSerialize(Napi::Env env, Napi::Object exports);
 
 }  // namespace moco

@@ -68,7 +68,6 @@ export interface NativeAddon {
   setGradEnabled(flag: boolean): boolean;
   isGradEnabled(): boolean;
   buildInfo(): BuildInfo;
-  pickleSave(tree: unknown): Buffer;
 }
 
 function packageRoot(): string {

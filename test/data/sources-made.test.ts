@@ -171,7 +171,7 @@ test('KIND:PATH: unknown kind lists the kinds; malformed specs and missing paths
   });
   await assert.rejects(
     openSource('/data/train.csv'),
-    /expected KIND:PATH, where KIND is one of chexpert, csv, folder, tb/,
+    /expected KIND:PATH, where KIND is one of chexpert, csv, folder, phantom, tb/,
   );
   await assert.rejects(openSource('tb:'), /nothing after 'tb:', expected a path/);
   const gone = join(root, 'no-such-folder');

@@ -443,7 +443,6 @@ import * as torch from '${resolve('src/torch/index.js')}';
 const t = torch.ones([2, 2]);
 const fake = Object.create(torch.Tensor.prototype);
 const weird = [undefined, null, 0, -1, 1e300, NaN, 'x', {}, [], [[]], [1, 'a'], fake, () => 1, 2n ** 70n, Symbol('s')];
-const deep = (n) => (n === 0 ? [0, null] : [6, [deep(n - 1)]]);
 const calls = [
   ...weird.map((w) => () => native.fromBytes(w, 6, [1])),
   ...weird.map((w) => () => native.fromBytes(new Uint8Array(8), w, [2])),
@@ -465,12 +464,6 @@ const calls = [
   ...weird.map((w) => () => native.manualSeed(w)),
   ...weird.map((w) => () => native.setGradEnabled(w)),
   ...weird.filter((w) => typeof w !== 'function').map((w) => () => native.setTensorClass(w)),
-  ...weird.map((w) => () => native.pickleSave(w)),
-  ...weird.map((w) => () => native.pickleSave([5, w])),
-  ...weird.map((w) => () => native.pickleSave([8, [[w, [0, null]]]])),
-  ...weird.map((w) => () => native.pickleSave([8, w])),
-  ...weird.map((w) => () => native.pickleSave([w, w])),
-  () => native.pickleSave(deep(100)),
   ...weird.map((w) => () => t._setGrad(w)),
   ...weird.map((w) => () => t._backward(w, w, w)),
   ...weird.map((w) => () => t._assign(w)),

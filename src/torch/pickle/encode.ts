@@ -1,13 +1,12 @@
 /**
  * Turns JavaScript values into a tagged tree of Python values, making every
  * choice JavaScript leaves open (int or float, list or tuple, key types) here,
- * where the path to a bad value can still be named. The tree is the one the
- * native addon's `pickleSave` also takes.
+ * where the path to a bad value can still be named.
  */
 import { isTensor } from '../tensor.js';
 import { PyFloat, PyTuple } from './values.js';
 
-/** The kinds of node, numbered as the native side numbers them (native/serialize.cc). */
+/** The kinds of node. */
 export const Tag = { None: 0, Bool: 1, Int: 2, Float: 3, String: 4, Tensor: 5, List: 6, Tuple: 7, Dict: 8 } as const;
 
 /** One node of the tree: `[tag, payload]`. */

@@ -6,7 +6,7 @@
  * both models, so the test-set noise they share cancels.
  */
 import { auc } from './auc.js';
-import { SeededRandom } from './random.js';
+import { Prng } from '../data/prng.js';
 
 export interface BootstrapOptions {
   /** Number of resamples (default 1000). */
@@ -56,13 +56,13 @@ function meanAuc(predictions: readonly ArrayLike<number>[], labels: ArrayLike<nu
   return total / predictions.length;
 }
 
-function resample(n: number, labels: ArrayLike<number>, random: SeededRandom): { index: Int32Array; tries: number } {
+function resample(n: number, labels: ArrayLike<number>, random: Prng): { index: Int32Array; tries: number } {
   // A resample with one class has no AUC; draw it again (counted and reported).
   for (let tries = 1; ; tries++) {
     const index = new Int32Array(n);
     let positives = 0;
     for (let k = 0; k < n; k++) {
-      const i = random.int(n);
+      const i = random.below(n);
       index[k] = i;
       positives += labels[i] as number;
     }
@@ -79,6 +79,36 @@ function checkDraws(name: string, draws: readonly ArrayLike<number>[], n: number
 }
 
 /**
+ * Resamples the test set `replicates` times and returns the percentile
+ * interval of `statistic` (computed on the resampled indices) around its value
+ * on the whole set.
+ */
+function percentileBootstrap(
+  labels: ArrayLike<number>,
+  options: BootstrapOptions,
+  statistic: (index?: Int32Array) => number,
+): Interval {
+  const replicates = options.replicates ?? 1000;
+  const level = options.level ?? 0.95;
+  const random = new Prng(options.seed ?? 0);
+  const values: number[] = [];
+  let redrawn = 0;
+  for (let r = 0; r < replicates; r++) {
+    const { index, tries } = resample(labels.length, labels, random);
+    redrawn += tries - 1;
+    values.push(statistic(index));
+  }
+  values.sort((a, b) => a - b);
+  return {
+    estimate: statistic(),
+    lower: quantile(values, (1 - level) / 2),
+    upper: quantile(values, 1 - (1 - level) / 2),
+    redrawn,
+    replicates,
+  };
+}
+
+/**
  * AUC (mean over draws) with a bootstrap percentile CI. `predictions` holds one
  * score array per draw, all on the same test set.
  */
@@ -87,26 +117,8 @@ export function bootstrapAuc(
   labels: ArrayLike<number>,
   options: BootstrapOptions = {},
 ): Interval {
-  const n = labels.length;
-  checkDraws('bootstrapAuc', predictions, n);
-  const replicates = options.replicates ?? 1000;
-  const level = options.level ?? 0.95;
-  const random = new SeededRandom(options.seed ?? 0);
-  const values: number[] = [];
-  let redrawn = 0;
-  for (let r = 0; r < replicates; r++) {
-    const { index, tries } = resample(n, labels, random);
-    redrawn += tries - 1;
-    values.push(meanAuc(predictions, labels, index));
-  }
-  values.sort((a, b) => a - b);
-  return {
-    estimate: meanAuc(predictions, labels),
-    lower: quantile(values, (1 - level) / 2),
-    upper: quantile(values, 1 - (1 - level) / 2),
-    redrawn,
-    replicates,
-  };
+  checkDraws('bootstrapAuc', predictions, labels.length);
+  return percentileBootstrap(labels, options, (index) => meanAuc(predictions, labels, index));
 }
 
 /**
@@ -119,25 +131,7 @@ export function bootstrapAucDifference(
   labels: ArrayLike<number>,
   options: BootstrapOptions = {},
 ): Interval {
-  const n = labels.length;
-  checkDraws('bootstrapAucDifference (first model)', a, n);
-  checkDraws('bootstrapAucDifference (second model)', b, n);
-  const replicates = options.replicates ?? 1000;
-  const level = options.level ?? 0.95;
-  const random = new SeededRandom(options.seed ?? 0);
-  const values: number[] = [];
-  let redrawn = 0;
-  for (let r = 0; r < replicates; r++) {
-    const { index, tries } = resample(n, labels, random);
-    redrawn += tries - 1;
-    values.push(meanAuc(a, labels, index) - meanAuc(b, labels, index));
-  }
-  values.sort((x, y) => x - y);
-  return {
-    estimate: meanAuc(a, labels) - meanAuc(b, labels),
-    lower: quantile(values, (1 - level) / 2),
-    upper: quantile(values, 1 - (1 - level) / 2),
-    redrawn,
-    replicates,
-  };
+  checkDraws('bootstrapAucDifference (first model)', a, labels.length);
+  checkDraws('bootstrapAucDifference (second model)', b, labels.length);
+  return percentileBootstrap(labels, options, (index) => meanAuc(a, labels, index) - meanAuc(b, labels, index));
 }

@@ -2,4 +2,3 @@
 export { auc, rocCurve, type RocPoint } from './auc.js';
 export { bootstrapAuc, bootstrapAucDifference, quantile, type BootstrapOptions, type Interval } from './bootstrap.js';
 export { aggregateByStudy } from './studies.js';
-export { SeededRandom } from './random.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { Prng } from '../../src/data/prng.js';
 import {
   aggregateByStudy,
   auc,
@@ -8,7 +9,6 @@ import {
   bootstrapAucDifference,
   quantile,
   rocCurve,
-  SeededRandom,
 } from '../../src/eval/index.js';
 
 /** The textbook O(n²) Mann–Whitney count: pairs ordered right, ties one half. */
@@ -40,11 +40,11 @@ describe('auc', () => {
   });
 
   test('equals the O(n²) Mann–Whitney count on random data with ties', () => {
-    const random = new SeededRandom(7);
+    const random = new Prng(7);
     for (let trial = 0; trial < 20; trial++) {
-      const n = 5 + random.int(200);
+      const n = 5 + random.below(200);
       const scores = Array.from({ length: n }, () => Math.round(random.next() * 20) / 20);
-      const labels = Array.from({ length: n }, (_, i) => (i < 2 ? i : random.int(2)));
+      const labels = Array.from({ length: n }, (_, i) => (i < 2 ? i : random.below(2)));
       assert.ok(Math.abs(auc(scores, labels) - mannWhitney(scores, labels)) < 1e-12);
     }
   });
@@ -87,7 +87,7 @@ describe('rocCurve', () => {
 
 describe('bootstrap', () => {
   function noisyPredictions(n: number, separation: number, seed: number): { scores: number[]; labels: number[] } {
-    const random = new SeededRandom(seed);
+    const random = new Prng(seed);
     const labels = Array.from({ length: n }, (_, i) => i % 2);
     const scores = labels.map((y) => y * separation + random.next());
     return { scores, labels };

@@ -3,16 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
+import { Prng } from '../../src/data/prng.js';
 import sharp from 'sharp';
 
-import {
-  aggregateByStudy,
-  auc,
-  bootstrapAuc,
-  bootstrapAucDifference,
-  SeededRandom,
-  type Interval,
-} from '../../src/eval/index.js';
+import { aggregateByStudy, auc, bootstrapAuc, bootstrapAucDifference, type Interval } from '../../src/eval/index.js';
 import {
   formatDifference,
   formatFraction,
@@ -26,7 +20,7 @@ import { tempDir } from '../helpers/oracle.js';
 const REPLICATES = 200;
 const SEED = 7;
 
-function gaussian(random: SeededRandom): number {
+function gaussian(random: Prng): number {
   return Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
 }
 
@@ -51,7 +45,7 @@ function testSet(target: string, studies: number, views: number): StudyResults['
  * listed in a shuffled fraction order.
  */
 function constructedStudy(): StudyResults {
-  const random = new SeededRandom(11);
+  const random = new Prng(11);
   const tests = { source: testSet('source', 60, 2), tb: testSet('tb', 40, 1) };
   const grid: Record<string, { task: string; fractions: [number, number][] }> = {
     source: {

@@ -64,6 +64,9 @@ const FLAGS: Flag[] = [
   },
   { name: 'log-every', key: 'logEvery', type: 'int', help: `steps between metrics lines (default ${d.logEvery})` },
   { name: 'max-steps', key: 'maxSteps', type: 'int', help: 'stop after this many steps (default: no limit)' },
+  { name: 'channels-last', key: 'channelsLast', type: 'boolean', help: 'channels-last (NHWC) weights and inputs' },
+  { name: 'monitor', key: 'monitor', type: 'string', help: 'labelled KIND:PATH whose kNN AUC is reported every epoch' },
+  { name: 'monitor-task', key: 'monitorTask', type: 'string', help: "the monitor's label (default: the source's own)" },
   { name: 'resume', key: 'resume', type: 'boolean', help: 'continue the run in --out from its last.pt' },
 ];
 

@@ -17,6 +17,7 @@ import { Adam, createScheduler, type LRScheduler, type ScheduleSpec, SGD } from 
 import * as torch from '../torch/index.js';
 import { Progress } from '../train/progress.js';
 import { MoCo } from './model.js';
+import { KnnMonitor } from './monitor.js';
 
 /** Everything a pretraining run is defined by. Defaults follow MoCo-CXR's published run. */
 export interface PretrainConfig {
@@ -57,6 +58,12 @@ export interface PretrainConfig {
   logEvery: number;
   /** Stop after this many steps in all (for smoke tests); 0 for no limit. */
   maxSteps: number;
+  /** Lay weights and inputs out channels-last (NHWC), which oneDNN's convolutions prefer. */
+  channelsLast: boolean;
+  /** A small labelled set (`KIND:PATH`) whose kNN AUC is reported after every epoch; '' for none. */
+  monitor: string;
+  /** The monitor's label (default: its source's own task). */
+  monitorTask: string;
 }
 
 export const PRETRAIN_DEFAULTS: Omit<PretrainConfig, 'data'> = {
@@ -83,6 +90,9 @@ export const PRETRAIN_DEFAULTS: Omit<PretrainConfig, 'data'> = {
   checkpointEvery: 5,
   logEvery: 10,
   maxSteps: 0,
+  channelsLast: false,
+  monitor: '',
+  monitorTask: '',
 };
 
 /** How a run ended. */
@@ -303,6 +313,7 @@ export async function pretrain(
     log(`init: ${config.init} (${report.loaded} tensors loaded)`);
   }
   model.to(config.device as torch.Device);
+  if (config.channelsLast) model.toMemoryFormat('channelsLast');
   model.train();
   // All parameters, as the reference passes them: the key encoder's take no
   // gradient and are skipped, and the state dict's numbering matches its tools.
@@ -326,6 +337,17 @@ export async function pretrain(
     log(`resumed from ${lastPath} at epoch ${at.epoch}, batch ${at.batch}`);
   }
 
+  const monitor =
+    config.monitor === ''
+      ? undefined
+      : await KnnMonitor.open(config.monitor, {
+          task: config.monitorTask === '' ? undefined : config.monitorTask,
+          imageSize: config.imageSize,
+          cacheDir: join(resolve(config.cacheDir), 'monitor'),
+          device: config.device,
+          seed: config.seed,
+          log,
+        });
   const metricsPath = join(runDir, 'metrics.jsonl');
   const perEpoch = loader.batchesPerEpoch;
   const totalSteps =
@@ -338,6 +360,7 @@ export async function pretrain(
   const finish = async (status: PretrainResult['status'], message: string): Promise<PretrainResult> => {
     progress.finish();
     await cache.close();
+    await monitor?.close();
     model.dispose();
     log(message);
     return { status, runDir, checkpoint, epochsDone: at.epoch, steps: at.step, lastLoss, message };
@@ -349,8 +372,9 @@ export async function pretrain(
         // Seeding each step makes any randomness inside it (shuffle BN) repeat on resume.
         torch.manualSeed(combineSeeds(config.seed, epoch, batch.index));
         const result = torch.tidy(() => {
-          const q = batch.views[0]!.to(config.device as torch.Device);
-          const k = batch.views[1]!.to(config.device as torch.Device);
+          const layout = config.channelsLast ? 'channelsLast' : 'contiguous';
+          const q = batch.views[0]!.to(config.device as torch.Device).contiguous(layout);
+          const k = batch.views[1]!.to(config.device as torch.Device).contiguous(layout);
           const out = model.step(q, k);
           const loss = out.loss.item();
           if (!Number.isFinite(loss)) return { loss, top1: out.top1 };
@@ -402,6 +426,11 @@ export async function pretrain(
     if (epochDone) {
       scheduler.step();
       at = { epoch: epoch + 1, batch: 0, step: at.step };
+      if (monitor !== undefined) {
+        const monitorAuc = await monitor.evaluate(model.encoderQ);
+        appendFileSync(metricsPath, `${JSON.stringify({ epoch: at.epoch, step: at.step, monitorAuc })}\n`);
+        log(`epoch ${at.epoch}: kNN AUC on '${monitor.task}' ${monitorAuc.toFixed(4)}`);
+      }
     }
     saveCheckpoint(lastPath, model, optimizer, scheduler, config, at);
     checkpoint = lastPath;

@@ -4,7 +4,7 @@
  * `torch.nn.Module` does. Names follow PyTorch's dotted convention, so a state
  * dict written here reads in PyTorch and the other way round.
  */
-import { checkDevice, keep, noGrad, type Device, type Tensor } from '../torch/index.js';
+import { checkDevice, keep, noGrad, type Device, type MemoryFormat, type Tensor } from '../torch/index.js';
 
 /** A shape mismatch found while loading a state dict. */
 export interface ShapeMismatch {
@@ -307,6 +307,22 @@ export class Module {
    * Moves every parameter and buffer to `device`, in place: the tensor objects
    * stay the same (so references held by optimizers remain valid).
    */
+  /**
+   * Lays every 4-d parameter and buffer out as `format` (keeping the same
+   * tensor objects, as `to` does). With 'channelsLast' weights and inputs,
+   * oneDNN's convolutions skip their layout conversions; call it before making
+   * the optimizer, and give the model channels-last inputs too.
+   */
+  toMemoryFormat(format: MemoryFormat): this {
+    noGrad(() => {
+      for (const module of this.modules()) {
+        for (const [, tensor] of module.parametersByName) relayout(tensor, format, true);
+        for (const [, tensor] of module.buffersByName) relayout(tensor, format, false);
+      }
+    });
+    return this;
+  }
+
   to(device: Device): this {
     const target = checkDevice(device);
     noGrad(() => {
@@ -440,6 +456,13 @@ export class Module {
     };
     return lines(this, '', '').join('\n');
   }
+}
+
+function relayout(tensor: Tensor | null, format: MemoryFormat, trainable: boolean): void {
+  if (tensor === null || tensor.ndim !== 4) return;
+  const requiresGrad = tensor.requiresGrad;
+  tensor.assign(tensor.contiguous(format));
+  if (trainable && requiresGrad) tensor.requiresGrad_(true);
 }
 
 function moveTo(tensor: Tensor | null, device: string, trainable: boolean): void {

@@ -36,13 +36,26 @@ describe('pretrain', { skip: noData }, () => {
     return readFileSync(join(run, 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
-      .map((line) => (JSON.parse(line) as { loss: number }).loss);
+      .map((line) => JSON.parse(line) as { loss?: number })
+      .filter((entry) => entry.loss !== undefined)
+      .map((entry) => entry.loss!);
   }
 
   test('an interrupted and resumed run gives the losses of an uninterrupted one', async () => {
     const full = join(dir.path, 'full');
-    const whole = await pretrain({ ...base(), out: full }, quiet);
+    // The uninterrupted run also reports a kNN monitor, which must not disturb training.
+    const whole = await pretrain({ ...base(), out: full, monitor: 'phantom:80,9,64' }, quiet);
     assert.equal(whole.status, 'finished');
+    const monitored = readFileSync(join(full, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { epoch: number; monitorAuc?: number })
+      .filter((entry) => entry.monitorAuc !== undefined);
+    assert.deepEqual(
+      monitored.map((entry) => entry.epoch),
+      [1, 2],
+    );
+    for (const entry of monitored) assert.ok(entry.monitorAuc! >= 0 && entry.monitorAuc! <= 1);
     assert.equal(whole.steps, 8);
     assert.ok(existsSync(join(full, 'checkpoint_0002.pt')));
 

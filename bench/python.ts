@@ -8,12 +8,17 @@ export const PYTHON = '/usr/bin/python3';
 
 /** Runs `script` with the given thread count; the script prints one JSON line last. */
 export function runPythonBench<T>(script: string, threads: number): T {
-  const result = spawnSync(PYTHON, ['-c', script], {
+  // The script goes in on standard input: a long one would exceed the limit on one argument's length.
+  const result = spawnSync(PYTHON, ['-'], {
+    input: script,
     encoding: 'utf8',
     maxBuffer: 1 << 26,
     env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
   });
-  if (result.status !== 0) throw new Error(`python benchmark failed:\n${result.stderr}`);
+  if (result.status !== 0) {
+    const why = result.error?.message ?? (result.signal !== null ? `killed by ${result.signal}` : `exit ${result.status}`);
+    throw new Error(`python benchmark failed (${why}):\n${result.stderr ?? ''}`);
+  }
   const lines = result.stdout.trim().split('\n');
   return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
 }

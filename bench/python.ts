@@ -16,7 +16,8 @@ export function runPythonBench<T>(script: string, threads: number): T {
     env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
   });
   if (result.status !== 0) {
-    const why = result.error?.message ?? (result.signal !== null ? `killed by ${result.signal}` : `exit ${result.status}`);
+    const why =
+      result.error?.message ?? (result.signal !== null ? `killed by ${result.signal}` : `exit ${result.status}`);
     throw new Error(`python benchmark failed (${why}):\n${result.stderr ?? ''}`);
   }
   const lines = result.stdout.trim().split('\n');

@@ -18,6 +18,7 @@
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import * as torch from '../src/torch/index.js';
 import { epochsForFraction } from '../src/train/downstream.js';
@@ -30,7 +31,7 @@ import { row, runPythonBench } from './python.js';
 
 const quick = process.argv.includes('--quick');
 const threads = torch.getNumThreads();
-const KERMANY = '/work/shared/data/pneumonia-kermany-224/train';
+const KERMANY = fileURLToPath(new URL('../../shared/data/pneumonia-kermany-224/train', import.meta.url));
 const sampleImages = quick ? 32 : 128;
 const pythonSteps = quick ? 2 : 8;
 const POOL = 1000;

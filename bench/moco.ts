@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { mocoCxrAugmentation } from '../src/data/augment.js';
 import { buildCache } from '../src/data/cache.js';
@@ -23,7 +24,7 @@ import { Adam } from '../src/optim/index.js';
 import * as torch from '../src/torch/index.js';
 import { peakRssMb, row, runPythonBench } from './python.js';
 
-const DATA = '/work/shared/data/pneumonia-kermany-224/train';
+const DATA = fileURLToPath(new URL('../../shared/data/pneumonia-kermany-224/train', import.meta.url));
 const quick = process.argv.includes('--quick');
 const warmup = quick ? 1 : 2;
 const steps = quick ? 2 : 8;

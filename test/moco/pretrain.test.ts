@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { pretrain, resolvePretrainConfig, type PretrainConfig } from '../../src/moco/pretrain.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
-const TB = '/work/shared/data/tb-shenzhen-montgomery-128/train';
+const TB = fileURLToPath(new URL('../../../shared/data/tb-shenzhen-montgomery-128/train', import.meta.url));
 const noData = existsSync(TB) ? undefined : `${TB} is absent`;
 
 describe('pretrain', { skip: noData }, () => {

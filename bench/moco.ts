@@ -1,6 +1,8 @@
 /**
  * MoCo pretraining throughput against PyTorch on the same machine, one run:
  *  - the MoCo step alone (ResNet18, Adam, queue 24576) at batch 16 and 32, 128 px;
+ *  - ours with channels-last weights and inputs, as `moco-cxr pretrain` runs on a CPU
+ *    (one row repeats the 224 px end-to-end run with the contiguous layout);
  *  - end to end (cache → loader → two augmented views → MoCo step) at batch 16,
  *    224 px and batch 32, 128 px, beside a PyTorch DataLoader with MoCo-CXR's
  *    transforms (PIL decode every epoch, flip, rotation ±10°, crop).
@@ -40,13 +42,21 @@ function mocoStep(model: MoCo, optimizer: Adam, q: torch.Tensor, k: torch.Tensor
   });
 }
 
-function stepAlone(batch: number, size: number): number {
+// What `moco-cxr pretrain` does by default on a CPU: channels-last weights and inputs.
+const LAYOUT: torch.MemoryFormat = 'channelsLast';
+
+function makeModel(layout: torch.MemoryFormat): { model: MoCo; optimizer: Adam } {
   torch.manualSeed(0);
   const model = new MoCo({ queueSize: 24576 });
   model.train();
-  const optimizer = new Adam(model.parameters(), { lr: 1e-4, weightDecay: 1e-4 });
-  const q = torch.randn([batch, 3, size, size]);
-  const k = torch.randn([batch, 3, size, size]);
+  if (layout === 'channelsLast') model.toMemoryFormat(layout);
+  return { model, optimizer: new Adam(model.parameters(), { lr: 1e-4, weightDecay: 1e-4 }) };
+}
+
+function stepAlone(batch: number, size: number): number {
+  const { model, optimizer } = makeModel(LAYOUT);
+  const q = torch.randn([batch, 3, size, size]).contiguous(LAYOUT);
+  const k = torch.randn([batch, 3, size, size]).contiguous(LAYOUT);
   for (let i = 0; i < warmup; i++) mocoStep(model, optimizer, q, k);
   const start = performance.now();
   for (let i = 0; i < steps; i++) mocoStep(model, optimizer, q, k);
@@ -56,7 +66,7 @@ function stepAlone(batch: number, size: number): number {
   return rate;
 }
 
-async function endToEnd(batch: number, size: number): Promise<number> {
+async function endToEnd(batch: number, size: number, layout: torch.MemoryFormat = LAYOUT): Promise<number> {
   const source = await openSource(`folder:${DATA}`);
   const { cache } = await buildCache(source.records, {
     dir: join(tmpdir(), 'moco-cxr-bench-cache', `${size}`),
@@ -70,16 +80,13 @@ async function endToEnd(batch: number, size: number): Promise<number> {
     views: 2,
     augment: mocoCxrAugmentation(size),
   });
-  torch.manualSeed(0);
-  const model = new MoCo({ queueSize: 24576 });
-  model.train();
-  const optimizer = new Adam(model.parameters(), { lr: 1e-4, weightDecay: 1e-4 });
+  const { model, optimizer } = makeModel(layout);
   let done = 0;
   let start = 0;
   for await (const b of loader.epoch(0)) {
     try {
       if (done === warmup) start = performance.now();
-      mocoStep(model, optimizer, b.views[0]!, b.views[1]!);
+      torch.tidy(() => mocoStep(model, optimizer, b.views[0]!.contiguous(layout), b.views[1]!.contiguous(layout)));
     } finally {
       b.dispose();
     }
@@ -154,6 +161,7 @@ if (!existsSync(DATA)) {
     alone16: stepAlone(16, 128),
     alone32: stepAlone(32, 128),
     e2e16: await endToEnd(16, 224),
+    e2e16Contiguous: await endToEnd(16, 224, 'contiguous'),
     e2e32: await endToEnd(32, 128),
     rss: peakRssMb(),
   };
@@ -168,6 +176,7 @@ if (!existsSync(DATA)) {
   console.log(row('MoCo step alone, batch 16, 128 px', ours.alone16, theirs.alone16, 'img/s'));
   console.log(row('MoCo step alone, batch 32, 128 px', ours.alone32, theirs.alone32, 'img/s'));
   console.log(row('end to end, batch 16, 224 px', ours.e2e16, theirs.e2e16_224, 'img/s'));
+  console.log(row('end to end, batch 16, 224 px, contiguous layout', ours.e2e16Contiguous, theirs.e2e16_224, 'img/s'));
   console.log(row('end to end, batch 32, 128 px', ours.e2e32, theirs.e2e32_128, 'img/s'));
   console.log(
     row('end to end b16 224 vs MoCo-CXR main_moco.py (11.5)', ours.e2e16, REFERENCE_END_TO_END, 'img/s', 1.1),

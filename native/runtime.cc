@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -52,6 +53,56 @@ Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
 }
 
+// Autocast (mixed precision) per device type. libtorch 2.4 replaced the
+// per-device functions with ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool AutocastEnabled(bool cuda) { return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU); }
+at::ScalarType AutocastDtype(bool cuda) { return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU); }
+void SetAutocast(bool cuda, bool enabled, at::ScalarType dtype) {
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, enabled);
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, dtype);
+}
+#else
+bool AutocastEnabled(bool cuda) { return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
+at::ScalarType AutocastDtype(bool cuda) {
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+void SetAutocast(bool cuda, bool enabled, at::ScalarType dtype) {
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+}
+#endif
+
+// setAutocast(device: 'cpu' | 'cuda', enabled, dtypeCode) -> [previousEnabled, previousDtypeCode]
+Napi::Value SetAutocastJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsBoolean() || !info[2].IsNumber()) {
+    ThrowType(env, "setAutocast(device, enabled, dtype): expected a device name, a boolean and a dtype code");
+  }
+  std::string device = info[0].As<Napi::String>();
+  if (device != "cpu" && device != "cuda") ThrowType(env, "setAutocast: device must be 'cpu' or 'cuda'");
+  int code = info[2].As<Napi::Number>().Int32Value();
+  if (code != static_cast<int>(at::kBFloat16) && code != static_cast<int>(at::kHalf) &&
+      code != static_cast<int>(at::kFloat)) {
+    ThrowType(env, "setAutocast: dtype must be float16, bfloat16 or float32");
+  }
+  return Guard(env, [&]() -> Napi::Value {
+    bool cuda = device == "cuda";
+    Napi::Array previous = Napi::Array::New(env, 2);
+    previous.Set(0u, Napi::Boolean::New(env, AutocastEnabled(cuda)));
+    previous.Set(1u, Napi::Number::New(env, static_cast<int>(AutocastDtype(cuda))));
+    SetAutocast(cuda, info[1].As<Napi::Boolean>().Value(), static_cast<at::ScalarType>(code));
+    // Casts cached inside an autocast region are only valid within it.
+    if (!AutocastEnabled(false) && !AutocastEnabled(true)) at::autocast::clear_cache();
+    return previous;
+  });
+}
+
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
@@ -82,6 +133,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled, "setGradEnabled"));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled, "isGradEnabled"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("setAutocast", Napi::Function::New(env, SetAutocastJs, "setAutocast"));
 }
 
 }  // namespace moco

@@ -9,6 +9,15 @@ export { type Device, cudaAvailable, cudaDeviceCount, checkDevice } from './devi
 export * from './creation.js';
 export * from './functional.js';
 export { tidy, keep, dispose } from './memory.js';
-export { manualSeed, setNumThreads, getNumThreads, buildInfo, noGrad, enableGrad, isGradEnabled } from './runtime.js';
+export {
+  manualSeed,
+  setNumThreads,
+  getNumThreads,
+  buildInfo,
+  noGrad,
+  enableGrad,
+  isGradEnabled,
+  autocast,
+} from './runtime.js';
 export { operator, type Operator } from './operator.js';
 export * from './serialization.js';

@@ -68,6 +68,7 @@ export interface NativeAddon {
   setGradEnabled(flag: boolean): boolean;
   isGradEnabled(): boolean;
   buildInfo(): BuildInfo;
+  setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number): [boolean, number];
 }
 
 function packageRoot(): string {

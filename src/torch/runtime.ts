@@ -1,6 +1,7 @@
 /** Engine-wide settings: threads, seeds, grad mode, build facts. */
 import { availableParallelism } from 'node:os';
 
+import { dtypeCode } from './dtype.js';
 import { native, type BuildInfo } from './native.js';
 
 /** Seeds libtorch's global generators (CPU and CUDA). */
@@ -49,6 +50,25 @@ export function noGrad<T>(fn: () => T): T {
 /** Runs `fn` with autograd recording on, inside a noGrad scope for example; `fn` must be synchronous. */
 export function enableGrad<T>(fn: () => T): T {
   return withGradMode(true, fn, 'enableGrad');
+}
+
+/**
+ * Runs `fn` with autocast (mixed precision) on `device`'s type, as
+ * `torch.autocast`: ops that gain from lower precision (convolutions, matrix
+ * products) run in `dtype`, the rest in float32. Run the backward pass outside.
+ * CPU autocast takes bfloat16 only.
+ */
+export function autocast<T>(device: string, dtype: 'bfloat16' | 'float16', fn: () => T): T {
+  const type = device.startsWith('cuda') ? 'cuda' : 'cpu';
+  if (type === 'cpu' && dtype !== 'bfloat16') throw new TypeError('autocast on the CPU takes bfloat16 only');
+  const [wasEnabled, previousDtype] = native.setAutocast(type, true, dtypeCode(dtype));
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('autocast(fn): fn must be synchronous');
+    return result;
+  } finally {
+    native.setAutocast(type, wasEnabled, previousDtype);
+  }
 }
 
 export function isGradEnabled(): boolean {

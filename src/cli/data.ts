@@ -162,7 +162,6 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
 }
 
 export const command: Command = {
-  summary: 'describe a data set: images, patients, labels, views, image sizes',
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,

@@ -14,7 +14,6 @@ import type { Command } from './main.js';
 import { withInterrupt } from './options.js';
 
 export const command: Command = {
-  summary: 'the study in miniature on phantom radiographs (a few minutes; --quick: about one)',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,

@@ -28,7 +28,6 @@ function selfTest(): string | undefined {
 }
 
 export const command: Command = {
-  summary: 'report the libtorch engine, threads and devices',
   run(argv) {
     const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean' } } });
     if (values.help === true) {

@@ -2,4 +2,4 @@
 import { downstreamCommand } from './linear.js';
 import type { Command } from './main.js';
 
-export const command: Command = downstreamCommand('finetune', 'end-to-end fine-tuning at label fractions');
+export const command: Command = downstreamCommand('finetune');

@@ -116,9 +116,8 @@ export const DOWNSTREAM_FLAGS: Flag[] = [
 ];
 
 /** A downstream command: parses the flags, runs the grid, and returns the exit code. */
-export function downstreamCommand(mode: DownstreamMode, summary: string): Command {
+export function downstreamCommand(mode: DownstreamMode): Command {
   return {
-    summary,
     async run(argv) {
       const { values, help } = parseFlags(argv, DOWNSTREAM_FLAGS);
       if (help) {
@@ -143,4 +142,4 @@ export function downstreamCommand(mode: DownstreamMode, summary: string): Comman
   };
 }
 
-export const command: Command = downstreamCommand('linear', 'linear probe on frozen features at label fractions');
+export const command: Command = downstreamCommand('linear');

@@ -5,7 +5,6 @@
 
 /** A command: parses its own arguments and returns the process exit code. */
 export interface Command {
-  summary: string;
   run(argv: string[]): Promise<number>;
 }
 
@@ -19,12 +18,23 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./data.js')).command,
 };
 
+// One line per command, kept here so that help loads no command module.
+const SUMMARIES: Record<string, string> = {
+  doctor: 'the libtorch engine, threads and devices; exit 0 when it works',
+  demo: 'the study in miniature on phantom radiographs (--quick: about a minute)',
+  pretrain: 'MoCo v2 pretraining on unlabeled chest X-rays',
+  study: 'the whole protocol from a YAML file: pretrain, probe, fine-tune, report',
+  linear: 'linear probes on frozen features at label fractions and draws',
+  finetune: 'end-to-end fine-tuning at label fractions and draws',
+  data: 'look at a data source: images, patients, labels, sizes, unreadable files',
+};
+
 function usage(): string {
   return [
     'usage: moco-cxr <command> [options]',
     '',
     'commands:',
-    ...Object.keys(COMMANDS).map((name) => `  ${name}`),
+    ...Object.keys(COMMANDS).map((name) => `  ${name.padEnd(10)}${SUMMARIES[name] ?? ''}`),
     '',
     "Run `moco-cxr <command> --help` for a command's options.",
   ].join('\n');

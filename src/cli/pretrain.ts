@@ -82,7 +82,6 @@ const FLAGS: Flag[] = [
 ];
 
 export const command: Command = {
-  summary: 'MoCo v2 pretraining on unlabeled chest X-rays',
   async run(argv) {
     const { values, help } = parseFlags(argv, FLAGS);
     if (help) {

@@ -10,7 +10,6 @@ const FLAGS: Flag[] = [
 ];
 
 export const command: Command = {
-  summary: 'pretrain, probe and fine-tune at several label fractions, and write the report',
   async run(argv) {
     const configIndex = argv.indexOf('--config');
     const path = configIndex >= 0 ? argv[configIndex + 1] : undefined;

@@ -284,10 +284,9 @@ export async function pretrain(
       `run folder ${runDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`,
     );
   }
+  const source = await openSource(config.data);
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'config.json'), `${JSON.stringify({ ...config, command: 'pretrain' }, null, 2)}\n`);
-
-  const source = await openSource(config.data);
   log(`data: ${source.records.length} images from ${config.data}`);
   let built;
   try {

@@ -3,6 +3,7 @@
  * logits with the positive key at index 0, the key queue (a ring buffer of
  * L2-normalized keys), and the momentum update of the key encoder.
  */
+import * as foreach from '../optim/foreach.js';
 import * as torch from '../torch/index.js';
 
 /**
@@ -65,18 +66,7 @@ export function momentumUpdate(keyParams: torch.Tensor[], queryParams: torch.Ten
     throw new RangeError(`momentumUpdate: ${keyParams.length} key parameters but ${queryParams.length} query ones`);
   }
   torch.noGrad(() => {
-    foreachMul(keyParams, momentum);
-    foreachAdd(keyParams, queryParams, 1 - momentum);
+    foreach.mulScalar_(keyParams, momentum);
+    foreach.addList_(keyParams, queryParams, 1 - momentum);
   });
-}
-
-const foreachMulScalar = torch.operator('aten::_foreach_mul_', 'Scalar');
-const foreachAddList = torch.operator('aten::_foreach_add_', 'List');
-
-function foreachMul(tensors: torch.Tensor[], value: number): void {
-  foreachMulScalar.inPlace([tensors, value]);
-}
-
-function foreachAdd(tensors: torch.Tensor[], others: torch.Tensor[], alpha: number): void {
-  foreachAddList.inPlace([tensors, others, alpha]);
 }

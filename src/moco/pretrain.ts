@@ -4,7 +4,7 @@
  * code's format), progress, Ctrl-C that saves, exact resume, and a stop on a
  * non-finite loss that keeps the last good checkpoint.
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
@@ -470,7 +470,10 @@ export async function pretrain(
     checkpoint = lastPath;
     if (epochDone && (at.epoch % config.checkpointEvery === 0 || at.epoch === config.epochs)) {
       const numbered = join(runDir, `checkpoint_${String(at.epoch).padStart(4, '0')}.pt`);
-      saveCheckpoint(numbered, model, optimizer, scheduler, config, at);
+      // The same state as last.pt: copy its bytes rather than serialize again
+      // (through a temporary name, so that a numbered file is never half written).
+      copyFileSync(lastPath, `${numbered}.tmp`);
+      renameSync(`${numbered}.tmp`, numbered);
     }
     if (config.maxSteps > 0 && at.step >= config.maxSteps) break;
   }

@@ -150,8 +150,7 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
           },
           { signal: hooks.signal, log, plainProgress: hooks.plainProgress },
         );
-        const key = `${mode}`;
-        timings[key] = (timings[key] ?? 0) + (performance.now() - started) / 1000;
+        timings[mode] = (timings[mode] ?? 0) + (performance.now() - started) / 1000;
         for (const result of run.results) {
           tests[target.name] ??= testSetOf(result);
           const name = cellKey(target.name, mode, init, result.fraction);

@@ -176,13 +176,9 @@ export const aten = {
   foreachNeg: operator('aten::_foreach_neg'),
   foreachAddcmulScalar_: operator('aten::_foreach_addcmul_', 'Scalar'),
   foreachAddcdivScalar_: operator('aten::_foreach_addcdiv_', 'Scalar'),
-  foreachAddcdivScalarList_: operator('aten::_foreach_addcdiv_', 'ScalarList'),
   foreachSqrt: operator('aten::_foreach_sqrt'),
   foreachDivScalar_: operator('aten::_foreach_div_', 'Scalar'),
   foreachAddScalar_: operator('aten::_foreach_add_', 'Scalar'),
   foreachZero_: operator('aten::_foreach_zero_'),
   foreachMaximum_: operator('aten::_foreach_maximum_', 'List'),
-  foreachDivList_: operator('aten::_foreach_div_', 'List'),
-  foreachMulList_: operator('aten::_foreach_mul_', 'List'),
-  foreachLerpScalar_: operator('aten::_foreach_lerp_', 'Scalar'),
 };

@@ -23,23 +23,30 @@ export function buildInfo(): BuildInfo {
   return native.buildInfo();
 }
 
-// Grad mode is process-wide: after an await, an async body would run under
-// whatever mode the rest of the program has set by then.
-function withGradMode<T>(enabled: boolean, fn: () => T, name: string): T {
-  const message = `${name}(fn): fn must be synchronous; grad mode cannot follow it across await`;
+// Grad mode and autocast are process-wide: after an await, an async body
+// would run under whatever mode the rest of the program has set by then. So a
+// mode is entered, `fn` runs, and the previous mode is restored, synchronously.
+function inMode<T>(fn: () => T, message: string, enter: () => () => void): T {
   if (fn.constructor.name === 'AsyncFunction') throw new TypeError(message);
-  const previous = native.setGradEnabled(enabled);
+  const restore = enter();
   let result: T;
   try {
     result = fn();
   } finally {
-    native.setGradEnabled(previous);
+    restore();
   }
   if (result instanceof Promise) {
     result.catch(() => undefined);
     throw new TypeError(message);
   }
   return result;
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T, name: string): T {
+  return inMode(fn, `${name}(fn): fn must be synchronous; grad mode cannot follow it across await`, () => {
+    const previous = native.setGradEnabled(enabled);
+    return () => native.setGradEnabled(previous);
+  });
 }
 
 /** Runs `fn` with autograd recording off (as `torch.no_grad()`); `fn` must be synchronous. */
@@ -61,14 +68,10 @@ export function enableGrad<T>(fn: () => T): T {
 export function autocast<T>(device: string, dtype: 'bfloat16' | 'float16', fn: () => T): T {
   const type = device.startsWith('cuda') ? 'cuda' : 'cpu';
   if (type === 'cpu' && dtype !== 'bfloat16') throw new TypeError('autocast on the CPU takes bfloat16 only');
-  const [wasEnabled, previousDtype] = native.setAutocast(type, true, dtypeCode(dtype));
-  try {
-    const result = fn();
-    if (result instanceof Promise) throw new TypeError('autocast(fn): fn must be synchronous');
-    return result;
-  } finally {
-    native.setAutocast(type, wasEnabled, previousDtype);
-  }
+  return inMode(fn, 'autocast(fn): fn must be synchronous; autocast cannot follow it across await', () => {
+    const [wasEnabled, previousDtype] = native.setAutocast(type, true, dtypeCode(dtype));
+    return () => native.setAutocast(type, wasEnabled, previousDtype);
+  });
 }
 
 export function isGradEnabled(): boolean {

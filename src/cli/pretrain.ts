@@ -1,5 +1,8 @@
 /** `moco-cxr pretrain`: MoCo v2 pretraining on unlabeled chest X-rays. */
+import { resolve } from 'node:path';
+
 import { PRETRAIN_DEFAULTS, pretrain, type PretrainConfig } from '../moco/pretrain.js';
+import { readRunConfig } from '../moco/run-folder.js';
 import type { Command } from './main.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
@@ -78,7 +81,12 @@ const FLAGS: Flag[] = [
   },
   { name: 'monitor', key: 'monitor', type: 'string', help: 'labelled KIND:PATH whose kNN AUC is reported every epoch' },
   { name: 'monitor-task', key: 'monitorTask', type: 'string', help: "the monitor's label (default: the source's own)" },
-  { name: 'resume', key: 'resume', type: 'boolean', help: 'continue the run in --out from its last.pt' },
+  {
+    name: 'resume',
+    key: 'resume',
+    type: 'boolean',
+    help: "continue the run in --out from its last.pt; settings not given are the run's own (its config.json)",
+  },
 ];
 
 export const command: Command = {
@@ -88,10 +96,16 @@ export const command: Command = {
       console.log(helpText('usage: moco-cxr pretrain --data KIND:PATH [options]', FLAGS));
       return 0;
     }
-    if (typeof values.data !== 'string')
-      throw new TypeError('--data KIND:PATH is required (e.g. --data folder:./xrays)');
-    const { resume, ...config } = values as Partial<PretrainConfig> & { data: string; resume?: boolean };
-    const result = await withInterrupt((signal) => pretrain(config, { resume: resume === true, signal }));
+    const { resume, ...given } = values as Partial<PretrainConfig> & { resume?: boolean };
+    // A resumed run starts from its recorded settings; what is given on the
+    // command line is checked against them (a change that alters the run is refused).
+    const out = given.out ?? PRETRAIN_DEFAULTS.out;
+    const recorded = resume === true ? readRunConfig(resolve(out)) : undefined;
+    const { command: _command, ...settings } = recorded ?? {};
+    const config = { ...(settings as Partial<PretrainConfig>), ...given, out };
+    const data = config.data;
+    if (typeof data !== 'string') throw new TypeError('--data KIND:PATH is required (e.g. --data folder:./xrays)');
+    const result = await withInterrupt((signal) => pretrain({ ...config, data }, { resume: resume === true, signal }));
     return result.status === 'finished' ? 0 : result.status === 'interrupted' ? 130 : 1;
   },
 };

@@ -4,7 +4,7 @@
  * code's format), progress, Ctrl-C that saves, exact resume, and a stop on a
  * non-finite loss that keeps the last good checkpoint.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
@@ -13,12 +13,28 @@ import { BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
 import { openSource } from '../data/sources/index.js';
 import { loadWeights } from '../models/index.js';
-import { Adam, createScheduler, type LRScheduler, type ScheduleSpec, SGD } from '../optim/index.js';
+import { Adam, createScheduler, type ScheduleSpec, SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { GradScaler } from '../train/grad-scaler.js';
 import { Progress } from '../train/progress.js';
+import {
+  type PretrainPosition,
+  readCheckpointSummary,
+  restorePretrainCheckpoint,
+  writePretrainCheckpoint,
+} from './checkpoint.js';
 import { MoCo } from './model.js';
 import { KnnMonitor } from './monitor.js';
+import {
+  describeChanges,
+  prepareFreshRun,
+  readRunConfig,
+  removeStaleTemporaries,
+  RESUMABLE_SETTINGS,
+  type SettingChange,
+  settingChanges,
+  trimMetrics,
+} from './run-folder.js';
 
 /** Everything a pretraining run is defined by. Defaults follow MoCo-CXR's published run. */
 export interface PretrainConfig {
@@ -216,49 +232,51 @@ export function resolvePretrainConfig(partial: Partial<PretrainConfig> & { data:
   return config;
 }
 
-/** MoCo-CXR's checkpoints hold the model as `module.*`, as saved from a data-parallel wrapper. */
-function prefixed(dict: Record<string, torch.Tensor>): Record<string, torch.Tensor> {
-  return Object.fromEntries(Object.entries(dict).map(([k, v]) => [`module.${k}`, v]));
-}
-
-function unprefixed(dict: Record<string, unknown>): Record<string, torch.Tensor> {
-  const out: Record<string, torch.Tensor> = {};
-  for (const [key, value] of Object.entries(dict)) {
-    if (!torch.isTensor(value)) continue;
-    out[key.startsWith('module.') ? key.slice('module.'.length) : key] = value;
-  }
-  return out;
-}
-
-interface Checkpoint {
-  epoch: number;
-  batch: number;
-  step: number;
-}
-
-function saveCheckpoint(
-  path: string,
-  model: MoCo,
-  optimizer: Adam | SGD,
-  scheduler: LRScheduler,
+/**
+ * Checks that a run folder may be resumed with `config`: it holds a
+ * pretraining checkpoint, and no setting that defines the run differs from
+ * those it was started with (the checkpoint's own record, or `config.json`
+ * for checkpoints of older versions). Returns the changes that are allowed
+ * (see `RESUMABLE_SETTINGS`) and the checkpoint's position; throws an Error
+ * listing every refused change as `key: stored → new`.
+ */
+export function checkResumable(
+  runDir: string,
   config: PretrainConfig,
-  at: Checkpoint,
-): void {
-  torch.tidy(() =>
-    torch.save(
-      {
-        // `epoch` counts finished epochs, as the reference code's resume expects.
-        epoch: at.epoch,
-        arch: config.arch,
-        state_dict: prefixed(model.stateDict()),
-        optimizer: optimizer.stateDict(),
-        scheduler: scheduler.stateDict(),
-        batch: at.batch,
-        step: at.step,
-      },
-      path,
-    ),
-  );
+): { allowed: SettingChange[]; position: PretrainPosition; storedIn: string | undefined } {
+  const lastPath = join(runDir, 'last.pt');
+  if (!existsSync(lastPath)) {
+    throw new Error(
+      `resume: ${lastPath} does not exist (the run saved no checkpoint yet: its first epoch did not finish); ` +
+        'start the run without --resume',
+    );
+  }
+  const summary = readCheckpointSummary(lastPath);
+  const fromFile = summary.config === undefined ? readRunConfig(runDir) : undefined;
+  const stored = summary.config ?? fromFile;
+  const storedIn =
+    summary.config !== undefined ? lastPath : fromFile !== undefined ? join(runDir, 'config.json') : undefined;
+  if (stored === undefined) return { allowed: [], position: summary.position, storedIn };
+  const changes = settingChanges(stored, config, PRETRAIN_DEFAULTS);
+  const refused = changes.filter((change) => change.refused !== undefined);
+  if (refused.length > 0) {
+    throw new Error(
+      `resume: ${runDir} was started with other settings (recorded in ${storedIn}):\n${describeChanges(refused)}\n` +
+        `A resumed run keeps the settings that define it; only ${RESUMABLE_SETTINGS.join(', ')} may change. ` +
+        'Resume with the recorded values, or start a new run with another --out.',
+    );
+  }
+  return { allowed: changes, position: summary.position, storedIn };
+}
+
+/** Writes the run's `config.json`, saying so when a resumed run's allowed changes alter it. */
+function writeRunConfig(runDir: string, config: PretrainConfig, log: (line: string) => void): void {
+  const file = join(runDir, 'config.json');
+  const text = `${JSON.stringify({ ...config, command: 'pretrain' }, null, 2)}\n`;
+  const before = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  if (before === text) return;
+  writeFileSync(file, text);
+  if (before !== undefined) log(`${file}: rewritten with this run's settings`);
 }
 
 /**
@@ -276,17 +294,25 @@ export async function pretrain(
   const aborted = (): boolean => options.signal?.aborted === true;
   const runDir = resolve(config.out);
   const lastPath = join(runDir, 'last.pt');
-  if (options.resume === true && !existsSync(lastPath)) {
-    throw new Error(`resume: ${lastPath} does not exist; start the run without --resume`);
+  const metricsPath = join(runDir, 'metrics.jsonl');
+  // Every check on the folder comes before anything in it changes.
+  if (options.resume === true) {
+    const { allowed } = checkResumable(runDir, config);
+    if (allowed.length > 0) log(`resume: settings changed from the run's record:\n${describeChanges(allowed)}`);
+  } else {
+    const fresh = prepareFreshRun(runDir);
+    if (fresh !== undefined) log(fresh);
   }
-  if (options.resume !== true && existsSync(lastPath)) {
-    throw new Error(
-      `run folder ${runDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`,
+  const stale = removeStaleTemporaries(runDir);
+  if (stale.files.length > 0) {
+    log(
+      `run folder: removed ${stale.files.length} temporary file(s) of an interrupted save ` +
+        `(${(stale.bytes / 1e6).toFixed(1)} MB: ${stale.files.join(', ')})`,
     );
   }
   const source = await openSource(config.data);
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, 'config.json'), `${JSON.stringify({ ...config, command: 'pretrain' }, null, 2)}\n`);
+  writeRunConfig(runDir, config, log);
   log(`data: ${source.records.length} images from ${config.data}`);
   let built;
   try {
@@ -352,18 +378,22 @@ export async function pretrain(
       ? model.step(q, k)
       : torch.autocast(config.device, config.precision === 'bf16' ? 'bfloat16' : 'float16', () => model.step(q, k));
 
-  let at: Checkpoint = { epoch: 0, batch: 0, step: 0 };
+  const state = { model, optimizer, scheduler, scaler };
+  let at: PretrainPosition = { epoch: 0, batch: 0, step: 0 };
   if (options.resume === true) {
-    const saved = torch.load(lastPath) as Record<string, unknown>;
-    try {
-      model.loadStateDict(unprefixed(saved.state_dict as Record<string, unknown>));
-      optimizer.loadStateDict(saved.optimizer);
-      scheduler.loadStateDict(saved.scheduler as Record<string, unknown>);
-      at = { epoch: Number(saved.epoch), batch: Number(saved.batch ?? 0), step: Number(saved.step ?? 0) };
-    } finally {
-      torch.dispose(saved);
-    }
+    const restored = restorePretrainCheckpoint(lastPath, state);
+    at = restored.position;
     log(`resumed from ${lastPath} at epoch ${at.epoch}, batch ${at.batch}`);
+    if (scaler !== undefined) {
+      log(
+        restored.scalerRestored
+          ? `fp16 loss scale restored: ${scaler.factor}`
+          : `fp16: ${lastPath} holds no loss scale (an older checkpoint); it starts again at ${scaler.factor}`,
+      );
+    }
+    // Rows of steps after the checkpoint were written by a run that died before saving them.
+    const dropped = trimMetrics(metricsPath, at.step);
+    if (dropped > 0) log(`metrics: removed ${dropped} rows after step ${at.step} (not covered by the checkpoint)`);
   }
 
   const monitor =
@@ -377,7 +407,6 @@ export async function pretrain(
           seed: config.seed,
           log,
         });
-  const metricsPath = join(runDir, 'metrics.jsonl');
   const perEpoch = loader.batchesPerEpoch;
   const totalSteps =
     config.maxSteps > 0 ? Math.min(config.maxSteps, perEpoch * config.epochs) : perEpoch * config.epochs;
@@ -447,7 +476,7 @@ export async function pretrain(
         batch.dispose();
       }
       if (aborted()) {
-        saveCheckpoint(lastPath, model, optimizer, scheduler, config, at);
+        writePretrainCheckpoint(lastPath, state, config, at);
         checkpoint = lastPath;
         return await finish(
           'interrupted',
@@ -466,7 +495,7 @@ export async function pretrain(
         log(`epoch ${at.epoch}: kNN AUC on '${monitor.task}' ${monitorAuc.toFixed(4)}`);
       }
     }
-    saveCheckpoint(lastPath, model, optimizer, scheduler, config, at);
+    writePretrainCheckpoint(lastPath, state, config, at);
     checkpoint = lastPath;
     if (epochDone && (at.epoch % config.checkpointEvery === 0 || at.epoch === config.epochs)) {
       const numbered = join(runDir, `checkpoint_${String(at.epoch).padStart(4, '0')}.pt`);

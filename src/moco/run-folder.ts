@@ -1,0 +1,192 @@
+/**
+ * The pretraining run folder's bookkeeping: which settings a resumed run may
+ * change, what a fresh start finds there, the temporary files an interrupted
+ * checkpoint write leaves, and metrics rows written after the last checkpoint.
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { type PretrainConfig } from './pretrain.js';
+
+/**
+ * Settings that a resumed run may change, because they decide how or how long
+ * the run is computed and reported, not what it computes: the epochs to run
+ * (more extend it; the schedule must not depend on them, see `epochsShapeSchedule`),
+ * the step limit, logging and checkpoint intervals, decoding threads, the cache
+ * and run folders' locations, the device and memory layout, and the kNN monitor.
+ * Every other setting (data, model, optimizer, rates, schedule, queue, batch
+ * size, seed, precision...) defines the run, and changing it is refused.
+ */
+export const RESUMABLE_SETTINGS: readonly (keyof PretrainConfig)[] = [
+  'epochs',
+  'maxSteps',
+  'logEvery',
+  'checkpointEvery',
+  'workers',
+  'cacheDir',
+  'out',
+  'device',
+  'memoryFormat',
+  'monitor',
+  'monitorTask',
+];
+
+/** One setting that differs between a stored run and a new request. */
+export interface SettingChange {
+  key: keyof PretrainConfig;
+  stored: unknown;
+  next: unknown;
+  /** Why it is refused; undefined when the change is allowed. */
+  refused?: string;
+}
+
+/** A cosine schedule ('cosine', 'cosine:WARMUP') spans the run's epochs, so changing them changes its rates. */
+function epochsShapeSchedule(schedule: string): boolean {
+  return schedule === 'cosine' || schedule.startsWith('cosine:');
+}
+
+/**
+ * The settings of `next` that differ from `stored` (a run's saved config;
+ * keys it lacks, written by an older version, count as `defaults`), each
+ * marked refused unless a resumed run may change it.
+ */
+export function settingChanges(
+  stored: Record<string, unknown>,
+  next: PretrainConfig,
+  defaults: Partial<PretrainConfig>,
+): SettingChange[] {
+  const changes: SettingChange[] = [];
+  for (const key of Object.keys(next) as (keyof PretrainConfig)[]) {
+    let before: unknown = stored[key] ?? defaults[key];
+    if (key === 'cacheSize' && before === 0) before = stored.imageSize;
+    const after = next[key];
+    if (JSON.stringify(before) === JSON.stringify(after)) continue;
+    let refused: string | undefined = RESUMABLE_SETTINGS.includes(key) ? undefined : 'it defines the run';
+    if (key === 'epochs' && epochsShapeSchedule(next.schedule)) {
+      refused = `the '${next.schedule}' schedule spans the epochs`;
+    }
+    changes.push({ key, stored: before, next: after, refused });
+  }
+  return changes;
+}
+
+/** `key: stored → new` lines for a message. */
+export function describeChanges(changes: readonly SettingChange[]): string {
+  return changes
+    .map(
+      (c) => `  ${c.key}: ${JSON.stringify(c.stored)} → ${JSON.stringify(c.next)}${c.refused ? ` (${c.refused})` : ''}`,
+    )
+    .join('\n');
+}
+
+/** Reads a run folder's `config.json`, or undefined when there is none. Errors name the file. */
+export function readRunConfig(runDir: string): Record<string, unknown> | undefined {
+  const file = join(runDir, 'config.json');
+  if (!existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: unreadable (${(error as Error).message}); restore it or choose another --out`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new Error(`${file}: expected a mapping of settings; restore it or choose another --out`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+const CHECKPOINT_FILE = /^(last|checkpoint_\d+)\.pt$/;
+/**
+ * `torch.save`'s temporary names (`.last.pt.<pid>.<hex>.tmp`), the metrics
+ * rewrite's (`metrics.jsonl.<pid>.tmp`) and the numbered checkpoints' copy
+ * (`checkpoint_0005.pt.tmp`).
+ */
+const TEMPORARY_FILE =
+  /^(?:\.(?:last|checkpoint_\d+)\.pt\.(\d+)\.[0-9a-f]+\.tmp|metrics\.jsonl\.(\d+)\.tmp|checkpoint_\d+\.pt\.tmp)$/;
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary checkpoint files that a process killed while saving
+ * left in `runDir` (only names of the checkpoint writer's own patterns, and
+ * not those of a process still running). Returns the names and bytes removed.
+ */
+export function removeStaleTemporaries(runDir: string): { files: string[]; bytes: number } {
+  const removed = { files: [] as string[], bytes: 0 };
+  if (!existsSync(runDir)) return removed;
+  for (const name of readdirSync(runDir)) {
+    const match = TEMPORARY_FILE.exec(name);
+    if (match === null) continue;
+    const pid = match[1] ?? match[2];
+    if (pid !== undefined && isRunning(Number(pid))) continue;
+    const path = join(runDir, name);
+    removed.bytes += statSync(path).size;
+    rmSync(path, { force: true });
+    removed.files.push(name);
+  }
+  return removed;
+}
+
+/**
+ * Makes sure a run without `--resume` may start in `runDir`: refused when the
+ * folder holds a checkpoint (work a fresh start would overwrite) or another
+ * command's config; the metrics of a run that stopped before its first
+ * checkpoint are discarded so the new run's rows start clean. Other files are
+ * left alone. Returns a line for the log when something was discarded.
+ */
+export function prepareFreshRun(runDir: string): string | undefined {
+  if (!existsSync(runDir)) return undefined;
+  const checkpoints = readdirSync(runDir).filter((name) => CHECKPOINT_FILE.test(name));
+  if (checkpoints.length > 0) {
+    throw new Error(
+      `run folder ${runDir} already holds a checkpoint (${checkpoints.sort().join(', ')}): ` +
+        'pass --resume to continue it, choose another --out, or delete the folder to start over',
+    );
+  }
+  const stored = readRunConfig(runDir);
+  if (stored !== undefined && stored.command !== 'pretrain') {
+    throw new Error(
+      `run folder ${runDir} holds a '${String(stored.command)}' run, not a pretraining: choose another --out`,
+    );
+  }
+  const metrics = join(runDir, 'metrics.jsonl');
+  if (!existsSync(metrics)) return undefined;
+  const rows = readFileSync(metrics, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '').length;
+  rmSync(metrics);
+  return `run folder ${runDir} holds no checkpoint: starting afresh (discarded ${rows} metrics rows of the unsaved run)`;
+}
+
+/**
+ * Cuts `metrics.jsonl` back to the rows of steps up to `step` (those a run
+ * killed after its last checkpoint wrote again on every resume), dropping
+ * unreadable lines too, and rewrites it atomically. Returns the rows dropped.
+ */
+export function trimMetrics(path: string, step: number): number {
+  if (!existsSync(path)) return 0;
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '');
+  const kept = lines.filter((line) => {
+    try {
+      const row = JSON.parse(line) as { step?: unknown };
+      return typeof row.step === 'number' && row.step <= step;
+    } catch {
+      return false;
+    }
+  });
+  if (kept.length === lines.length) return 0;
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, kept.map((line) => `${line}\n`).join(''));
+  renameSync(temporary, path);
+  return lines.length - kept.length;
+}

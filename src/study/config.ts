@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { type NormalizationName } from '../data/augment.js';
 import { type DrawUnit } from '../data/fractions.js';
 import { type UncertaintyPolicy } from '../data/sources/index.js';
-import { type PretrainConfig } from '../moco/pretrain.js';
+import { PRETRAIN_DEFAULTS, type PretrainConfig } from '../moco/pretrain.js';
 import { type TrainingMode } from './results.js';
 
 /** One evaluation target: the source task, or a transfer target. */
@@ -194,6 +194,9 @@ export function resolveStudyConfig(
     r.known(pretrainObject, 'pretrain.', ['checkpoint']);
     pretrain = { checkpoint: relativeTo(base, r.string(pretrainObject, 'checkpoint')) };
   } else {
+    // The study sets the run folder itself (OUT/pretrain).
+    const known = ['data', ...Object.keys(PRETRAIN_DEFAULTS).filter((key) => key !== 'out')];
+    r.known(pretrainObject, 'pretrain.', known);
     const data = r.string(pretrainObject, 'data');
     pretrain = { ...(pretrainObject as Partial<PretrainConfig>), data: relativeTo(base, data) };
     if (typeof pretrain.init === 'string' && pretrain.init !== 'random')

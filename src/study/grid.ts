@@ -8,8 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { pretrain } from '../moco/pretrain.js';
-import * as torch from '../torch/index.js';
+import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
 import { runDownstream, type DownstreamResult } from '../train/index.js';
 import { type StudyConfig } from './config.js';
 import { writeReport, type WrittenReport } from './report.js';
@@ -30,20 +29,6 @@ export interface StudyOutcome {
   message: string;
 }
 
-interface PretrainState {
-  epoch: number;
-}
-
-function finishedPretraining(file: string): PretrainState | undefined {
-  if (!existsSync(file)) return undefined;
-  const saved = torch.load(file) as Record<string, unknown>;
-  try {
-    return { epoch: Number(saved.epoch) };
-  } finally {
-    torch.dispose(saved);
-  }
-}
-
 /** Pretrains (or resumes, or reuses) and returns the MoCo checkpoint to start from. */
 async function pretrainedCheckpoint(
   config: StudyConfig,
@@ -61,15 +46,30 @@ async function pretrainedCheckpoint(
     ...config.pretrain,
     out,
   };
-  const epochs = settings.epochs ?? 20;
-  const state = finishedPretraining(last);
-  if (state !== undefined && state.epoch >= epochs) {
-    hooks.log?.(`pretraining: reusing ${last} (${state.epoch} epochs)`);
+  const resolved = resolvePretrainConfig(settings);
+  // A pretraining already in the study folder is reused or continued only if
+  // it was made with these settings; the check lists every difference.
+  let done: number | undefined;
+  if (existsSync(last)) {
+    try {
+      done = checkResumable(out, resolved).position.epoch;
+      if (done > resolved.epochs) {
+        throw new Error(`its checkpoint has ${done} epochs of pretraining, more than the ${resolved.epochs} asked for`);
+      }
+    } catch (error) {
+      throw new Error(
+        `the pretraining in ${out} does not match the study's pretrain settings: ${(error as Error).message}\n` +
+          `Restore those settings in the study file, or pretrain anew (another out, or remove ${out}).`,
+      );
+    }
+  }
+  if (done !== undefined && done === resolved.epochs) {
+    hooks.log?.(`pretraining: reusing ${last} (${done} epochs)`);
     return { checkpoint: last, seconds: 0 };
   }
   const started = performance.now();
   const result = await pretrain(settings, {
-    resume: state !== undefined,
+    resume: done !== undefined,
     signal: hooks.signal,
     log: hooks.log,
     plainProgress: hooks.plainProgress,

@@ -147,8 +147,8 @@ export function prepareFreshRun(runDir: string): string | undefined {
   const checkpoints = readdirSync(runDir).filter((name) => CHECKPOINT_FILE.test(name));
   if (checkpoints.length > 0) {
     throw new Error(
-      `run folder ${runDir} already holds a checkpoint (${checkpoints.sort().join(', ')}): ` +
-        'pass --resume to continue it, choose another --out, or delete the folder to start over',
+      `run folder ${runDir} already holds a checkpoint: pass --resume to continue it, choose another --out, ` +
+        `or delete the folder to start over (it holds ${checkpoints.sort().join(', ')})`,
     );
   }
   const stored = readRunConfig(runDir);

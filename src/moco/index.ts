@@ -3,6 +3,7 @@ export { MoCo, type MoCoOptions, type MoCoOutput } from './model.js';
 export { contrastiveLogits, infoNce, enqueueKeys, momentumUpdate } from './contrastive.js';
 export {
   pretrain,
+  checkResumable,
   resolvePretrainConfig,
   parseSchedule,
   parseShuffleBn,
@@ -11,3 +12,4 @@ export {
   type PretrainResult,
   type PretrainHooks,
 } from './pretrain.js';
+export { RESUMABLE_SETTINGS, type SettingChange } from './run-folder.js';

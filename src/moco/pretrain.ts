@@ -247,8 +247,8 @@ export function checkResumable(
   const lastPath = join(runDir, 'last.pt');
   if (!existsSync(lastPath)) {
     throw new Error(
-      `resume: ${lastPath} does not exist (the run saved no checkpoint yet: its first epoch did not finish); ` +
-        'start the run without --resume',
+      `resume: ${lastPath} does not exist (a run saves its first checkpoint when its first epoch ends, or on ` +
+        'Ctrl-C); start the run without --resume',
     );
   }
   const summary = readCheckpointSummary(lastPath);
@@ -297,7 +297,8 @@ export async function pretrain(
   const metricsPath = join(runDir, 'metrics.jsonl');
   // Every check on the folder comes before anything in it changes.
   if (options.resume === true) {
-    const { allowed } = checkResumable(runDir, config);
+    const { allowed, storedIn } = checkResumable(runDir, config);
+    if (storedIn === undefined) log(`resume: ${runDir} has no record of its settings; they cannot be checked`);
     if (allowed.length > 0) log(`resume: settings changed from the run's record:\n${describeChanges(allowed)}`);
   } else {
     const fresh = prepareFreshRun(runDir);

@@ -81,23 +81,23 @@ describe('pretrain run folders', () => {
       '--resume',
       '--batch-size',
       '16',
-      '--queue',
-      '32',
-      '--optimizer',
-      'sgd',
+      '--weight-decay',
+      '0.01',
+      '--temperature',
+      '0.1',
     );
     assert.equal(changed.status, 1, changed.stderr);
     assert.match(changed.stderr, /was started with other settings/);
     assert.match(changed.stderr, /batchSize: 8 → 16/);
-    assert.match(changed.stderr, /queue: 16 → 32/);
-    assert.match(changed.stderr, /optimizer: "adam" → "sgd"/);
+    assert.match(changed.stderr, /weightDecay: 0.0001 → 0.01/);
+    assert.match(changed.stderr, /temperature: 0.2 → 0.1/);
     assert.match(changed.stderr, /only epochs, maxSteps, .* may change/);
     assert.equal(readFileSync(join(run, 'config.json'), 'utf8'), before);
 
     // Settings not given come from the run's record, so only the one given differs.
-    const short = cli('pretrain', '--out', run, '--resume', '--lr', '0.01');
+    const short = cli('pretrain', '--out', run, '--resume', '--optimizer', 'sgd');
     assert.equal(short.status, 1, short.stderr);
-    assert.match(short.stderr, /lr: 0.0001 → 0.01/);
+    assert.match(short.stderr, /optimizer: "adam" → "sgd"/);
     assert.doesNotMatch(short.stderr, /batchSize|data:/);
   });
 

@@ -22,13 +22,13 @@ describe('study pretraining', () => {
   const out = join(dir.path, 'study');
   const cache = join(dir.path, 'cache');
 
-  function studyFile(name: string, pretrain: Record<string, unknown>): string {
+  function studyFile(name: string, pretrain: Record<string, unknown>, folder = out): string {
     const file = join(dir.path, `${name}.yaml`);
     const lines = Object.entries(pretrain).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
     writeFileSync(
       file,
       [
-        `out: ${out}`,
+        `out: ${folder}`,
         'image-size: 32',
         `cache-dir: ${cache}`,
         'pretrain:',
@@ -46,7 +46,7 @@ describe('study pretraining', () => {
   const pretrain = { data: 'phantom:32,7,32', 'batch-size': 8, queue: 16, epochs: 1, 'log-every': 1 };
 
   test('an unknown key in the pretrain block names the file and the key', () => {
-    const file = studyFile('typo', { ...pretrain, 'bacth-size': 8 });
+    const file = studyFile('typo', { ...pretrain, 'bacth-size': 8 }, join(dir.path, 'typo'));
     const result = cli('study', '--config', file);
     assert.equal(result.status, 1);
     assert.match(

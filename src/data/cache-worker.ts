@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 
 import { decodeResized, type FitMode } from './decode.js';
+import { errorText, ImageDecodeError } from './image-error.js';
 
 /** What the cache tells each worker once, at start. */
 export interface WorkerSetup {
@@ -40,10 +41,9 @@ port.on('message', (task: WorkerTask) => {
       port.postMessage({ slot: task.slot, pixels } satisfies WorkerResult, [pixels.buffer]);
     },
     (error: unknown) => {
-      port.postMessage({
-        slot: task.slot,
-        error: error instanceof Error ? error.message : String(error),
-      } satisfies WorkerResult);
+      // The cache names the file itself: send only what was wrong with it.
+      const reason = error instanceof ImageDecodeError ? error.reason : errorText(error);
+      port.postMessage({ slot: task.slot, error: reason } satisfies WorkerResult);
     },
   );
 });

@@ -108,7 +108,10 @@ test('data: the probe is capped and spread; unreadable files are listed', async 
   const text = cli(`folder:${root}`, '--probe', '2');
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^images {7}4$/m);
-  assert.match(text.stdout, /read 2 of 4, spread over the set; --probe N to change/);
+  assert.match(
+    text.stdout,
+    /images checked 2 of 4 \(spread over the set; 2 not checked, --probe all checks every one\), decoded as the image cache will/,
+  );
 });
 
 test('data: a CSV report carries the counts as written, and the policies', () => {

@@ -55,11 +55,12 @@ async function bytesOf(input: string | Uint8Array, name: string): Promise<Uint8A
 
 /** Why sharp refused an image, for a user who may not know which formats it reads. */
 function sharpFailure(name: string, error: unknown): ImageDecodeError {
-  return new ImageDecodeError(
-    name,
-    `could not decode image (${errorText(error)}); expected PNG, JPEG, TIFF, WebP or DICOM`,
-    { cause: error },
-  );
+  // libvips's error buffer is one for the process: a failure at the same moment elsewhere can leave its
+  // line in this message too. The first line is this decode's own.
+  const reason = errorText(error).split('\n')[0];
+  return new ImageDecodeError(name, `could not decode image (${reason}); expected PNG, JPEG, TIFF, WebP or DICOM`, {
+    cause: error,
+  });
 }
 
 function nameOf(input: string | Uint8Array, name: string | undefined): string {

@@ -41,7 +41,8 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
   await requireFolder(folder, 'folder');
   const skipped: SkippedFile[] = [];
   const classes: string[] = [];
-  for (const entry of await readdir(folder, { withFileTypes: true })) {
+  const entries = (await readdir(folder, { withFileTypes: true })).sort((a, b) => compareText(a.name, b.name));
+  for (const entry of entries) {
     if (entry.name.startsWith('.')) {
       skipped.push({ path: entry.name, reason: entry.isDirectory() ? 'hidden folder' : 'hidden file' });
       continue;
@@ -52,7 +53,6 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
     else if (info.isDirectory()) classes.push(entry.name);
     else skipped.push({ path: entry.name, reason: 'a file beside the class folders, not in one' });
   }
-  classes.sort(compareText);
   if (classes.length === 0) {
     throw new Error(`folder: ${location} has no sub-folders; expected one per class (e.g. NORMAL/, PNEUMONIA/)`);
   }

@@ -124,6 +124,14 @@ export async function probeImages(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  // Decodes failing at the same moment can take each other's libvips message: ask again, one at a time.
+  if (concurrency > 1) {
+    for (const entry of report.unreadable) {
+      await decodeResized(entry.path, { size: CHECK_SIZE }).catch((error: unknown) => {
+        if (error instanceof ImageDecodeError) entry.error = error.reason;
+      });
+    }
+  }
   // Workers finish out of order; list unreadable files in source order.
   const position = new Map(sample.map((record, i) => [record.id, i]));
   report.unreadable.sort((a, b) => (position.get(a.id) ?? 0) - (position.get(b.id) ?? 0));

@@ -199,6 +199,7 @@ export async function decodeResized(
   let pipeline: sharp.Sharp;
   let width: number;
   let height: number;
+  let shrinkOnLoad = false;
   if (detectFormat(bytes, name) === 'dicom') {
     ({ pipeline, width, height } = rawGrey(dicomToGrey(await readDicom(bytes, name))));
   } else {
@@ -213,9 +214,12 @@ export async function decodeResized(
       // libvips would resize alpha-weighted (premultiplied) grey, darkening pixels next to transparent ones.
       ({ pipeline, width, height } = rawGrey(await decodeWithSharp(bytes, name)));
     } else {
-      // 8-bit images go straight through libvips, which shrinks JPEGs while decoding them.
+      // 8-bit images go straight through libvips, which shrinks JPEGs while decoding them (by 2, 4 or 8
+      // in the DCT, when the image is that much larger). libwebp's scaled decode would shrink by any
+      // factor without the antialiased filter, so WebP images are decoded whole.
       pipeline = sharp(bytes, { failOn: 'error' }).autoOrient().removeAlpha();
       ({ width, height } = meta.autoOrient);
+      shrinkOnLoad = meta.format !== 'webp';
     }
   }
   const plan = resizePlan(width, height, size, options.fit);
@@ -223,7 +227,7 @@ export async function decodeResized(
     // sharp's output is sRGB unless told otherwise, even from one-channel input: keep it one grey channel.
     const { data, info } = await pipeline
       .toColourspace('b-w')
-      .resize(plan.width, plan.height, { fit: 'fill', kernel: 'linear' })
+      .resize(plan.width, plan.height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: shrinkOnLoad })
       .extract({ left: plan.left, top: plan.top, width: size, height: size })
       .raw()
       .toBuffer({ resolveWithObject: true });

@@ -11,6 +11,8 @@ import { createRequire } from 'node:module';
 import { Decoder as LosslessDecoder } from 'jpeg-lossless-decoder-js';
 import sharp from 'sharp';
 
+import { errorText } from './image-error.js';
+
 /** Transfer syntax UIDs read here. */
 export const TRANSFER_SYNTAX = {
   implicitLittle: '1.2.840.10008.1.2',
@@ -75,12 +77,23 @@ export async function decodeCompressedFrame(
 // ---- JPEG (sharp) and JPEG Lossless -------------------------------------------
 
 async function decodeJpeg(frame: Uint8Array): Promise<FrameSamples> {
-  // A monochrome frame has one component; sharp would otherwise hand back sRGB.
-  const { data } = await sharp(frame, { failOn: 'error' })
-    .toColourspace('b-w')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return data;
+  try {
+    // A monochrome frame has one component; sharp would otherwise hand back sRGB.
+    const { data } = await sharp(frame, { failOn: 'error' })
+      .toColourspace('b-w')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return data;
+  } catch (error) {
+    if (/precision 12/.test(errorText(error))) {
+      throw new Error(
+        '12-bit JPEG (extended, process 4) is not read here, only 8-bit JPEG; decompress the file first ' +
+          '(dcmdjpeg IN OUT, or gdcmconv --raw IN OUT)',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
 
 function decodeJpegLossless(frame: Uint8Array, layout: FrameLayout): Promise<FrameSamples> {

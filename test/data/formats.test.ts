@@ -4,6 +4,7 @@
  * cut-short file rejected with a message naming it.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -31,7 +32,7 @@ describe('formats written by other encoders', { skip: formatFixturesMissing() },
 
   it('decode and resize every file as PIL / pydicom and torchvision would', async () => {
     const classes = new Set(Object.keys(references).map((path) => path.split('/').slice(0, 2).join('/')));
-    assert.equal(classes.size, 24, `${[...classes].join(', ')}`);
+    assert.equal(classes.size, 28, `${[...classes].join(', ')}`);
     const failures: string[] = [];
     for (const [path, expected] of Object.entries(references)) {
       try {
@@ -64,6 +65,17 @@ describe('formats written by other encoders', { skip: formatFixturesMissing() },
         );
       }
     }
+  });
+
+  it('a 12-bit JPEG extended DICOM says it is not read, and how to convert it', async () => {
+    const source = join(dir.path, 'pydicom', 'mono2-12bit', '0.dcm');
+    const extended = join(dir.path, 'extended.dcm');
+    execFileSync('dcmcjpeg', ['+ee', source, extended]);
+    await assert.rejects(decodeResized(extended, { size: SIZE }), {
+      message: new RegExp(
+        `^${extended}: JPEG extended pixel data could not be decoded \\(12-bit JPEG .*dcmdjpeg IN OUT`,
+      ),
+    });
   });
 
   it('a missing file is "not found"; a folder given as an image says so', async () => {

@@ -29,6 +29,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import (
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     SecondaryCaptureImageStorage,
@@ -84,6 +85,8 @@ def write_pil(out, references, size):
             "rgba/%d.png": (rgba_of(grey8, seed), None),
             "palette/%d.png": (palette_of(grey8), None),
             "jpeg/%d.jpg": (Image.fromarray(grey8, mode="L"), {"quality": 90}),
+            "tiff/%d.tif": (Image.fromarray(grey8, mode="L"), {"compression": "tiff_deflate"}),
+            "webp/%d.webp": (Image.fromarray(grey8, mode="L").convert("RGB"), {"lossless": True}),
         }
         for pattern_path, (image, options) in variants.items():
             relative = os.path.join("pil", pattern_path % seed)
@@ -117,12 +120,14 @@ def palette_of(grey8):
 # ---- pydicom ----------------------------------------------------------------
 
 
-def dicom_dataset(path, stored, *, bits_stored, signed=False, photometric="MONOCHROME2", implicit=False, extra=None):
+def dicom_dataset(
+    path, stored, *, bits_stored, signed=False, photometric="MONOCHROME2", implicit=False, big=False, extra=None
+):
     """A Secondary Capture file holding `stored` (integers) as 16-bit pixel data."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRBigEndian if big else ExplicitVRLittleEndian
     ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
@@ -137,8 +142,8 @@ def dicom_dataset(path, stored, *, bits_stored, signed=False, photometric="MONOC
     ds.PixelRepresentation = 1 if signed else 0
     for key, value in (extra or {}).items():
         setattr(ds, key, value)
-    ds.PixelData = stored.astype(np.int16 if signed else np.uint16).tobytes()
-    ds.is_little_endian = True
+    ds.PixelData = stored.astype((">" if big else "<") + ("i2" if signed else "u2")).tobytes()
+    ds.is_little_endian = not big
     ds.is_implicit_VR = implicit
     ds.save_as(path, write_like_original=False)
 
@@ -150,11 +155,15 @@ def dicom_unit(path):
     values = pydicom.pixel_data_handlers.util.apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
     if "WindowCenter" in ds and "WindowWidth" in ds:
         center, width = float(ds.WindowCenter), float(ds.WindowWidth)
-        # PS3.3 C.11.2.1.2.1, LINEAR, onto [0, 1].
-        c, w = center - 0.5, width - 1
-        unit = np.clip((values - c) / w + 0.5, 0, 1)
-        unit[values <= c - w / 2] = 0
-        unit[values > c + w / 2] = 1
+        if ds.get("VOILUTFunction", "LINEAR") == "SIGMOID":
+            # PS3.3 C.11.2.1.3.1, onto [0, 1].
+            unit = 1 / (1 + np.exp(-4 * (values - center) / width))
+        else:
+            # PS3.3 C.11.2.1.2.1, LINEAR, onto [0, 1].
+            c, w = center - 0.5, width - 1
+            unit = np.clip((values - c) / w + 0.5, 0, 1)
+            unit[values <= c - w / 2] = 0
+            unit[values > c + w / 2] = 1
     else:
         unit = stretch(values)
     if ds.PhotometricInterpretation == "MONOCHROME1":
@@ -188,7 +197,13 @@ def write_pydicom(out, references, size):
                 photometric="MONOCHROME1",
                 extra={"WindowCenter": "1800", "WindowWidth": "2400"},
             ),
+            "window-sigmoid": dict(
+                stored=v12,
+                bits_stored=12,
+                extra={"WindowCenter": "2000", "WindowWidth": "1500", "VOILUTFunction": "SIGMOID"},
+            ),
             "implicit-vr": dict(stored=v12, bits_stored=12, implicit=True),
+            "big-endian": dict(stored=v12 - 2048, bits_stored=12, signed=True, big=True),
         }
         for name, spec in variants.items():
             relative = os.path.join("pydicom", name, "%d.dcm" % seed)

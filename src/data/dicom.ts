@@ -30,7 +30,7 @@ export interface DicomImage {
   bitsStored: number;
 }
 
-/** The pixel values and display facts of a grey image, as a {@link GreyImage}-to-be in [0, 1]. */
+/** A DICOM image's displayed grey: float pixels in [0, 1], 1 white (a `GreyImage` of `decode.ts`). */
 export interface DicomGrey {
   width: number;
   height: number;

@@ -291,6 +291,20 @@ OUTPUT = a.ravel().tolist()`,
     assert.equal(squashed[6 * 12 + 11], 0);
   });
 
+  it('the resized path reads a 16-bit PNG as one grey channel, as its 8-bit rendering', async () => {
+    const values = Uint16Array.from({ length: 30 * 20 }, (_, i) => 1000 + ((i * 97) % 3000));
+    const deep = await sharp(values, { raw: { width: 30, height: 20, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toBuffer();
+    const eight = await sharp(toUint8(await decodeImage(deep)), { raw: { width: 30, height: 20, channels: 1 } })
+      .png()
+      .toBuffer();
+    const resized = await decodeResized(deep, { size: 8 });
+    assert.equal(resized.length, 64);
+    assert.deepEqual(Array.from(resized), Array.from(await decodeResized(eight, { size: 8 })));
+  });
+
   it('a truncated or non-image file is an error naming it', async () => {
     const grey = Uint8Array.from({ length: 64 * 64 }, (_, i) => i % 251);
     const jpeg = await sharp(grey, { raw: { width: 64, height: 64, channels: 1 } })

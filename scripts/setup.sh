@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- system packages ---------------------------------------------------------
-packages=(libopenblas0-pthread libgloo-dev python3-torch python3-torchvision python3-pydicom)
+# The tests write DICOM and PNG files with other encoders: pydicom, PIL, GDCM (gdcmconv) and DCMTK.
+packages=(libopenblas0-pthread libgloo-dev python3-torch python3-torchvision python3-pydicom python3-pil libgdcm-tools dcmtk)
 [ -z "${LIBTORCH:-}" ] && packages=(libtorch-dev "${packages[@]}")
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 /**
  * `moco-cxr data KIND:PATH`: what a data set holds — images, patients,
- * studies, labels per task, views — and what a sample of its image headers
- * says (sizes, bit depths, unreadable files).
+ * studies, labels per task, views — and what checking its images finds: sizes,
+ * bit depths, and the files the image cache would skip (each is decoded with
+ * the cache's own decode, so the two cannot disagree).
  */
 import { parseArgs } from 'node:util';
 
@@ -17,14 +18,16 @@ import {
 } from '../data/sources/index.js';
 import type { Command } from './main.js';
 
-const DEFAULT_PROBE = 200;
+/** Images checked unless --probe says otherwise: all of a set this size, a spread sample of a larger one. */
+const DEFAULT_PROBE = 2000;
 
 function usage(): string {
   return [
     'usage: moco-cxr data KIND:PATH [options]',
     '',
-    'Describes a data set: images, patients, studies, label counts per task, views,',
-    'and the sizes and bit depths in the headers of a sample of its images.',
+    'Describes a data set: images, patients, studies, label counts per task, views;',
+    'decodes its images as the image cache will, and lists those that will not decode,',
+    'with sizes, bit depths, channels and formats from their headers.',
     '',
     'kinds:',
     ...sourceKinds().map(({ kind, summary }) => `  ${kind.padEnd(9)} ${summary}`),
@@ -37,7 +40,7 @@ function usage(): string {
     '  --blank POLICY           blank labels: zeros (the default) or ignore',
     '  --frontal                frontal images only',
     '  --projection AP,PA       these projections only',
-    `  --probe N                read the headers of N images spread over the set (default ${DEFAULT_PROBE}; 0: none)`,
+    `  --probe N|all            check N images spread over the set (default ${DEFAULT_PROBE}; all; 0: none)`,
     '  --image-root DIR         folder image paths in a CSV are relative to',
     '  --path-column NAME       csv: the image path column (default Path)',
     '  --labels A,B             csv: the label columns (default: all others)',
@@ -128,16 +131,19 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
   );
   const probe = summary.probe;
   if (probe === undefined) {
-    lines.push('image headers  not read (--probe N reads N)');
+    lines.push('images checked none (--probe N checks N, --probe all every one)');
   } else {
-    const capped = probe.probed < probe.of ? `, spread over the set; --probe N to change` : '';
+    const capped =
+      probe.probed < probe.of
+        ? ` (spread over the set; ${probe.of - probe.probed} not checked, --probe all checks every one)`
+        : '';
     lines.push(
-      `image headers  read ${probe.probed} of ${probe.of}${capped}`,
+      `images checked ${probe.probed} of ${probe.of}${capped}, decoded as the image cache will`,
       `sizes          ${counts(probe.sizes)}`,
       `bit depths     ${counts(probe.depths)}`,
       `channels       ${counts(probe.channels)}`,
       `formats        ${counts(probe.formats)}`,
-      `unreadable     ${probe.unreadable.length}`,
+      `unreadable     ${probe.unreadable.length}${probe.unreadable.length > 0 ? ' (the image cache will skip these)' : ''}`,
       ...probe.unreadable.slice(0, 10).map((entry) => `  ${entry.path}: ${entry.error}`),
       ...(probe.unreadable.length > 10 ? [`  ... and ${probe.unreadable.length - 10} more (--json lists all)`] : []),
     );
@@ -153,7 +159,7 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
   }
   if (summary.skipped.length > 0) {
     lines.push(
-      `skipped files  ${summary.skipped.length}`,
+      `not taken      ${summary.skipped.length} files the source saw and left out`,
       ...summary.skipped.slice(0, 10).map((entry) => `  ${entry.path}: ${entry.reason}`),
       ...(summary.skipped.length > 10 ? [`  ... and ${summary.skipped.length - 10} more (--json lists all)`] : []),
     );
@@ -191,8 +197,10 @@ export const command: Command = {
       return 2;
     }
     const spec = positionals[0] as string;
-    const probe = Number(values.probe);
-    if (!Number.isInteger(probe) || probe < 0) throw new Error(`--probe must be an integer ≥ 0, got '${values.probe}'`);
+    const probe = values.probe === 'all' ? Infinity : Number(values.probe);
+    if (probe !== Infinity && (!Number.isInteger(probe) || probe < 0)) {
+      throw new Error(`--probe must be an integer ≥ 0 or 'all', got '${values.probe}'`);
+    }
     if (values.blank !== undefined && values.blank !== 'zeros' && values.blank !== 'ignore') {
       throw new Error(`--blank '${values.blank}': expected zeros or ignore`);
     }

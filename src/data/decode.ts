@@ -1,14 +1,19 @@
 /**
  * Image decoding: PNG (8- and 16-bit), JPEG and the other formats sharp reads,
- * and DICOM (uncompressed, JPEG Lossless, JPEG baseline), to one grey image.
+ * and DICOM (`dicom.ts`), to one grey image; and the cache's decode-and-resize.
  * This module does not touch libtorch, so the cache's worker threads can load it.
+ * Every failure is an {@link ImageDecodeError} naming the file.
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 
-import dicomParser from 'dicom-parser';
-import { Decoder as LosslessDecoder } from 'jpeg-lossless-decoder-js';
 import sharp from 'sharp';
+
+import { dicomToGrey, readDicom } from './dicom.js';
+import { errorText, ImageDecodeError, readFailure } from './image-error.js';
+
+export { applyWindow, dicomToGrey, readDicom, type DicomImage, type DicomWindow } from './dicom.js';
+export { ImageDecodeError, NOT_FOUND } from './image-error.js';
 
 /** A single-channel image, row-major, 0 = black. */
 export interface GreyImage {
@@ -39,221 +44,40 @@ export function detectFormat(bytes: Uint8Array, name = ''): ImageFormat {
   return 'other';
 }
 
-async function bytesOf(input: string | Uint8Array): Promise<Uint8Array> {
-  return typeof input === 'string' ? await readFile(input) : input;
+async function bytesOf(input: string | Uint8Array, name: string): Promise<Uint8Array> {
+  if (typeof input !== 'string') return input;
+  try {
+    return await readFile(input);
+  } catch (error) {
+    throw new ImageDecodeError(name, readFailure(error), { cause: error });
+  }
+}
+
+/** Why sharp refused an image, for a user who may not know which formats it reads. */
+function sharpFailure(name: string, error: unknown): ImageDecodeError {
+  // libvips's error buffer is one for the process: a failure at the same moment elsewhere can leave its
+  // line in this message too. The first line is this decode's own.
+  const reason = errorText(error).split('\n')[0];
+  return new ImageDecodeError(name, `could not decode image (${reason}); expected PNG, JPEG, TIFF, WebP or DICOM`, {
+    cause: error,
+  });
 }
 
 function nameOf(input: string | Uint8Array, name: string | undefined): string {
   return name ?? (typeof input === 'string' ? input : '<buffer>');
 }
 
-// ---- DICOM ------------------------------------------------------------------
-
-const TRANSFER_SYNTAX = {
-  implicitLittle: '1.2.840.10008.1.2',
-  explicitLittle: '1.2.840.10008.1.2.1',
-  explicitBig: '1.2.840.10008.1.2.2',
-  jpegBaseline: '1.2.840.10008.1.2.4.50',
-  jpegExtended: '1.2.840.10008.1.2.4.51',
-  jpegLossless: '1.2.840.10008.1.2.4.57',
-  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
-} as const;
-
-/** A DICOM VOI window: which stored (modality) values map onto black..white. */
-export interface DicomWindow {
-  center: number;
-  width: number;
-  /** (0028,1056) VOI LUT Function; LINEAR when absent. */
-  fn: 'LINEAR' | 'LINEAR_EXACT' | 'SIGMOID';
-}
-
-/** The pixel values and display facts of a DICOM image's first frame. */
-export interface DicomImage {
-  width: number;
-  height: number;
-  /** Modality values: stored values × RescaleSlope + RescaleIntercept. */
-  values: Float32Array;
-  /** MONOCHROME1 shows low values as white; MONOCHROME2 as black. */
-  photometric: 'MONOCHROME1' | 'MONOCHROME2';
-  window: DicomWindow | undefined;
-  transferSyntax: string;
-  bitsStored: number;
-}
-
-/** Reads a stored pixel value's `bits` low bits, sign-extended when `signed`. */
-function storedValue(raw: number, bits: number, signed: boolean): number {
-  const masked = bits >= 32 ? raw : raw & ((1 << bits) - 1);
-  if (signed && bits < 32 && masked & (1 << (bits - 1))) return masked - (1 << bits);
-  return masked;
-}
-
-function dicomFrameBytes(dataSet: dicomParser.DataSet, element: dicomParser.Element, name: string): Uint8Array {
-  if (element.encapsulatedPixelData === true) {
-    const fragments = element.fragments ?? [];
-    if (fragments.length === 0) throw new Error(`${name}: DICOM pixel data is encapsulated but has no fragments`);
-    const frames = Math.max(1, dataSet.intString('x00280008') ?? 1);
-    // A single frame may span several fragments; with several frames, the offset table splits them.
-    if (frames === 1) return dicomParser.readEncapsulatedPixelDataFromFragments(dataSet, element, 0, fragments.length);
-    const table = element.basicOffsetTable?.length
-      ? element.basicOffsetTable
-      : dicomParser.createJPEGBasicOffsetTable(dataSet, element);
-    return dicomParser.readEncapsulatedImageFrame(dataSet, element, 0, table);
-  }
-  return new Uint8Array(dataSet.byteArray.buffer, dataSet.byteArray.byteOffset + element.dataOffset, element.length);
-}
-
-/**
- * Parses a DICOM file (Part 10, or a bare dataset in implicit little endian)
- * and decodes its first frame's grey values.
- */
-export function readDicom(bytes: Uint8Array, name = '<buffer>'): DicomImage {
-  let dataSet: dicomParser.DataSet;
-  try {
-    dataSet = dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle });
-  } catch (error) {
-    throw new Error(`${name}: not a readable DICOM file (${describe(error)})`);
-  }
-  const width = dataSet.uint16('x00280011');
-  const height = dataSet.uint16('x00280010');
-  const pixelElement = dataSet.elements.x7fe00010;
-  if (width === undefined || height === undefined || pixelElement === undefined) {
-    throw new Error(`${name}: DICOM file has no image (Rows, Columns or Pixel Data missing)`);
-  }
-  const samples = dataSet.uint16('x00280002') ?? 1;
-  const photometric = (dataSet.string('x00280004') ?? 'MONOCHROME2').trim();
-  if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2')) {
-    throw new Error(
-      `${name}: DICOM photometric interpretation ${photometric} with ${samples} samples per pixel; ` +
-        'expected a grey image (MONOCHROME1 or MONOCHROME2)',
-    );
-  }
-  const bitsAllocated = dataSet.uint16('x00280100') ?? 16;
-  const bitsStored = dataSet.uint16('x00280101') ?? bitsAllocated;
-  const signed = (dataSet.uint16('x00280103') ?? 0) === 1;
-  const syntax = (dataSet.string('x00020010') ?? TRANSFER_SYNTAX.implicitLittle).replace(/\0/g, '').trim();
-  const count = width * height;
-  const frame = dicomFrameBytes(dataSet, pixelElement, name);
-
-  const raw = new Float64Array(count);
-  if (
-    syntax === TRANSFER_SYNTAX.implicitLittle ||
-    syntax === TRANSFER_SYNTAX.explicitLittle ||
-    syntax === TRANSFER_SYNTAX.explicitBig
-  ) {
-    const bytesPerSample = bitsAllocated / 8;
-    if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) {
-      throw new Error(`${name}: DICOM Bits Allocated ${bitsAllocated}; expected 8, 16 or 32`);
-    }
-    if (frame.length < count * bytesPerSample) {
-      throw new Error(
-        `${name}: DICOM pixel data is truncated (${frame.length} bytes, expected ${count * bytesPerSample})`,
-      );
-    }
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
-    const little = syntax !== TRANSFER_SYNTAX.explicitBig;
-    for (let i = 0; i < count; i++) {
-      const value =
-        bitsAllocated === 8
-          ? view.getUint8(i)
-          : bitsAllocated === 16
-            ? view.getUint16(i * 2, little)
-            : view.getUint32(i * 4, little);
-      raw[i] = storedValue(value, bitsStored, signed);
-    }
-  } else if (syntax === TRANSFER_SYNTAX.jpegLossless || syntax === TRANSFER_SYNTAX.jpegLosslessSV1) {
-    const decoder = new LosslessDecoder();
-    let decoded: Uint8Array | Uint16Array;
-    try {
-      const copy = new Uint8Array(frame);
-      decoded = decoder.decode(copy.buffer, 0, copy.length, bitsAllocated <= 8 ? 1 : 2);
-    } catch (error) {
-      throw new Error(`${name}: JPEG Lossless pixel data could not be decoded (${describe(error)})`);
-    }
-    if (decoded.length < count) {
-      throw new Error(`${name}: JPEG Lossless frame holds ${decoded.length} samples, expected ${count}`);
-    }
-    for (let i = 0; i < count; i++) raw[i] = storedValue(decoded[i]!, bitsStored, signed);
-  } else {
-    throw new Error(
-      `${name}: DICOM transfer syntax ${syntax} is not supported here; supported: uncompressed ` +
-        `(${TRANSFER_SYNTAX.implicitLittle}, ${TRANSFER_SYNTAX.explicitLittle}, ${TRANSFER_SYNTAX.explicitBig}) ` +
-        `and JPEG Lossless (${TRANSFER_SYNTAX.jpegLossless}, ${TRANSFER_SYNTAX.jpegLosslessSV1}); ` +
-        `JPEG baseline (${TRANSFER_SYNTAX.jpegBaseline}) goes through decodeImage`,
-    );
-  }
-
-  const slope = dataSet.floatString('x00281053') ?? 1;
-  const intercept = dataSet.floatString('x00281052') ?? 0;
-  const values = new Float32Array(count);
-  for (let i = 0; i < count; i++) values[i] = raw[i]! * slope + intercept;
-
-  return {
-    width,
-    height,
-    values,
-    photometric,
-    window: readWindow(dataSet),
-    transferSyntax: syntax,
-    bitsStored,
-  };
-}
-
-function readWindow(dataSet: dicomParser.DataSet): DicomWindow | undefined {
-  const center = dataSet.floatString('x00281050', 0);
-  const width = dataSet.floatString('x00281051', 0);
-  if (center === undefined || width === undefined || !Number.isFinite(center) || !Number.isFinite(width)) {
-    return undefined;
-  }
-  const fn = (dataSet.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
-  if (fn === 'SIGMOID' || fn === 'LINEAR_EXACT') return { center, width, fn };
-  // LINEAR's formula needs width >= 1; a smaller one is read as a hard threshold at the centre.
-  return { center, width: Math.max(width, 1), fn: 'LINEAR' };
-}
-
-/** Maps a modality value through a VOI window onto [0, 1] (DICOM PS3.3 C.11.2.1.2). */
-export function applyWindow(value: number, window: DicomWindow): number {
-  const { center, width, fn } = window;
-  if (fn === 'SIGMOID') return 1 / (1 + Math.exp((-4 * (value - center)) / width));
-  const c = fn === 'LINEAR' ? center - 0.5 : center;
-  const w = fn === 'LINEAR' ? width - 1 : width;
-  if (value <= c - w / 2) return 0;
-  if (value > c + w / 2) return 1;
-  return (value - c) / w + 0.5;
-}
-
-/**
- * The displayed grey of a DICOM image in [0, 1]: through its VOI window when
- * the file gives one, else stretched over the image's own value range;
- * MONOCHROME1 inverted so that 1 is always white.
- */
-export function dicomToGrey(image: DicomImage): GreyImage {
-  const { values, window } = image;
-  const out = new Float32Array(values.length);
-  if (window !== undefined) {
-    for (let i = 0; i < values.length; i++) out[i] = applyWindow(values[i]!, window);
-  } else {
-    let low = Infinity;
-    let high = -Infinity;
-    for (const v of values) {
-      if (v < low) low = v;
-      if (v > high) high = v;
-    }
-    const span = high > low ? high - low : 1;
-    for (let i = 0; i < values.length; i++) out[i] = (values[i]! - low) / span;
-  }
-  if (image.photometric === 'MONOCHROME1') {
-    for (let i = 0; i < out.length; i++) out[i] = 1 - out[i]!;
-  }
-  return { width: image.width, height: image.height, pixels: out, white: 1 };
-}
-
 // ---- PNG, JPEG and the rest (sharp) -------------------------------------------
+
+/** Whether sharp's header says more than 8 bits per sample (16-bit PNG and TIFF). */
+function isWide(meta: sharp.Metadata): boolean {
+  return meta.depth === 'ushort' || (meta.bitsPerSample ?? 8) > 8;
+}
 
 async function decodeWithSharp(bytes: Uint8Array, name: string): Promise<GreyImage> {
   try {
     const image = sharp(bytes, { failOn: 'error' }).autoOrient().removeAlpha();
-    const meta = await image.metadata();
-    const wide = meta.depth === 'ushort' || (meta.bitsPerSample ?? 8) > 8;
+    const wide = isWide(await image.metadata());
     const { data, info } = await (
       wide ? image.toColourspace('grey16').raw({ depth: 'ushort' }) : image.toColourspace('b-w').raw()
     ).toBuffer({ resolveWithObject: true });
@@ -262,28 +86,8 @@ async function decodeWithSharp(bytes: Uint8Array, name: string): Promise<GreyIma
       : new Uint8Array(data.buffer, data.byteOffset, data.length);
     return { width: info.width, height: info.height, pixels, white: wide ? 65535 : 255 };
   } catch (error) {
-    throw new Error(`${name}: could not decode image (${describe(error)})`);
+    throw sharpFailure(name, error);
   }
-}
-
-// JPEG baseline inside DICOM: the fragment is an ordinary JPEG stream.
-async function decodeDicomJpeg(bytes: Uint8Array, name: string): Promise<GreyImage | undefined> {
-  let dataSet: dicomParser.DataSet;
-  try {
-    dataSet = dicomParser.parseDicom(bytes, { TransferSyntaxUID: TRANSFER_SYNTAX.implicitLittle });
-  } catch (error) {
-    throw new Error(`${name}: not a readable DICOM file (${describe(error)})`);
-  }
-  const syntax = (dataSet.string('x00020010') ?? '').replace(/\0/g, '').trim();
-  if (syntax !== TRANSFER_SYNTAX.jpegBaseline && syntax !== TRANSFER_SYNTAX.jpegExtended) return undefined;
-  const element = dataSet.elements.x7fe00010;
-  if (element === undefined) throw new Error(`${name}: DICOM file has no Pixel Data`);
-  const grey = await decodeWithSharp(dicomFrameBytes(dataSet, element, name), name);
-  if ((dataSet.string('x00280004') ?? '').trim() === 'MONOCHROME1') {
-    const pixels = grey.pixels;
-    for (let i = 0; i < pixels.length; i++) pixels[i] = grey.white - pixels[i]!;
-  }
-  return grey;
 }
 
 /**
@@ -294,12 +98,9 @@ async function decodeDicomJpeg(bytes: Uint8Array, name: string): Promise<GreyIma
  */
 export async function decodeImage(input: string | Uint8Array, options: { name?: string } = {}): Promise<GreyImage> {
   const name = nameOf(input, options.name);
-  const bytes = await bytesOf(input);
-  if (bytes.length === 0) throw new Error(`${name}: file is empty`);
-  if (detectFormat(bytes, name) === 'dicom') {
-    const jpeg = await decodeDicomJpeg(bytes, name);
-    return jpeg ?? dicomToGrey(readDicom(bytes, name));
-  }
+  const bytes = await bytesOf(input, name);
+  if (bytes.length === 0) throw new ImageDecodeError(name, 'file is empty');
+  if (detectFormat(bytes, name) === 'dicom') return dicomToGrey(await readDicom(bytes, name));
   return decodeWithSharp(bytes, name);
 }
 
@@ -346,9 +147,45 @@ export interface ResizeOptions {
   fit?: FitMode;
 }
 
+/** Python's round(): halves go to the even neighbour. */
+function roundHalfEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction !== 0.5) return Math.round(value);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** Where a `width`×`height` image is scaled to and cut, so that a `size` square comes out. */
+export interface ResizePlan {
+  width: number;
+  height: number;
+  left: number;
+  top: number;
+}
+
+/**
+ * The geometry of torchvision's `Resize(size)` then `CenterCrop(size)`, which
+ * MoCo-CXR's transforms use: the shorter side becomes `size`, the longer one
+ * `floor(size × long / short)`, and the crop starts at `round((side − size) / 2)`
+ * (Python's rounding). `squash` scales both sides to `size`.
+ */
+export function resizePlan(width: number, height: number, size: number, fit: FitMode = 'crop'): ResizePlan {
+  if (fit === 'squash') return { width: size, height: size, left: 0, top: 0 };
+  const tall = width <= height;
+  const long = Math.max(size, Math.floor((size * (tall ? height : width)) / (tall ? width : height)));
+  const scaled = tall ? { width: size, height: long } : { width: long, height: size };
+  return {
+    ...scaled,
+    left: roundHalfEven((scaled.width - size) / 2),
+    top: roundHalfEven((scaled.height - size) / 2),
+  };
+}
+
 /**
  * Decodes an image and resizes it to a `size`×`size` uint8 grey square
- * (bilinear, antialiased when shrinking, as PIL's and torchvision's resize).
+ * (bilinear, antialiased when shrinking, as PIL's and torchvision's resize,
+ * with torchvision's geometry: {@link resizePlan}). This is the decode the
+ * image cache runs, and the one `moco-cxr data` checks files with.
  */
 export async function decodeResized(
   input: string | Uint8Array,
@@ -357,41 +194,54 @@ export async function decodeResized(
   const name = nameOf(input, options.name);
   const { size } = options;
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);
-  const bytes = await bytesOf(input);
-  if (bytes.length === 0) throw new Error(`${name}: file is empty`);
-  const resize = { fit: options.fit === 'squash' ? ('fill' as const) : ('cover' as const), kernel: 'linear' as const };
-  const format = detectFormat(bytes, name);
+  const bytes = await bytesOf(input, name);
+  if (bytes.length === 0) throw new ImageDecodeError(name, 'file is empty');
   let pipeline: sharp.Sharp;
-  if (format === 'png' || format === 'jpeg' || format === 'other') {
-    let wide: boolean;
-    try {
-      const meta = await sharp(bytes).metadata();
-      wide = meta.depth === 'ushort' || (meta.bitsPerSample ?? 8) > 8;
-    } catch (error) {
-      throw new Error(`${name}: could not decode image (${describe(error)})`);
-    }
-    // 8-bit images go straight through libvips, which shrinks JPEGs while decoding them.
-    pipeline = wide
-      ? rawGrey(await decodeWithSharp(bytes, name))
-      : sharp(bytes, { failOn: 'error' }).autoOrient().removeAlpha().toColourspace('b-w');
+  let width: number;
+  let height: number;
+  let shrinkOnLoad = false;
+  if (detectFormat(bytes, name) === 'dicom') {
+    ({ pipeline, width, height } = rawGrey(dicomToGrey(await readDicom(bytes, name))));
   } else {
-    pipeline = rawGrey(await decodeImage(bytes, { name }));
+    let meta: sharp.Metadata;
+    try {
+      meta = await sharp(bytes).metadata();
+    } catch (error) {
+      throw sharpFailure(name, error);
+    }
+    if (isWide(meta) || meta.hasAlpha) {
+      // 16-bit images become 8-bit first, as the cache stores them. Alpha is dropped before resizing:
+      // libvips would resize alpha-weighted (premultiplied) grey, darkening pixels next to transparent ones.
+      ({ pipeline, width, height } = rawGrey(await decodeWithSharp(bytes, name)));
+    } else {
+      // 8-bit images go straight through libvips, which shrinks JPEGs while decoding them (by 2, 4 or 8
+      // in the DCT, when the image is that much larger). libwebp's scaled decode would shrink by any
+      // factor without the antialiased filter, so WebP images are decoded whole.
+      pipeline = sharp(bytes, { failOn: 'error' }).autoOrient().removeAlpha();
+      ({ width, height } = meta.autoOrient);
+      shrinkOnLoad = meta.format !== 'webp';
+    }
   }
+  const plan = resizePlan(width, height, size, options.fit);
   try {
-    const { data, info } = await pipeline.resize(size, size, resize).raw().toBuffer({ resolveWithObject: true });
+    // sharp's output is sRGB unless told otherwise, even from one-channel input: keep it one grey channel.
+    const { data, info } = await pipeline
+      .toColourspace('b-w')
+      .resize(plan.width, plan.height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: shrinkOnLoad })
+      .extract({ left: plan.left, top: plan.top, width: size, height: size })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 1 || data.length !== size * size) {
       throw new Error(`resized to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x1`);
     }
     return new Uint8Array(data.buffer, data.byteOffset, data.length);
   } catch (error) {
-    throw new Error(`${name}: could not decode image (${describe(error)})`);
+    throw sharpFailure(name, error);
   }
 }
 
-function rawGrey(image: GreyImage): sharp.Sharp {
-  return sharp(toUint8(image), { raw: { width: image.width, height: image.height, channels: 1 } });
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+/** A decoded grey image as a one-channel sharp input (8-bit, as the cache stores it). */
+function rawGrey(image: GreyImage): { pipeline: sharp.Sharp; width: number; height: number } {
+  const { width, height } = image;
+  return { pipeline: sharp(toUint8(image), { raw: { width, height, channels: 1 } }), width, height };
 }

@@ -11,7 +11,7 @@ import { mocoCxrAugmentation } from '../data/augment.js';
 import { buildCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
-import { openSource } from '../data/sources/index.js';
+import { openSource, skippedNote } from '../data/sources/index.js';
 import { loadWeights } from '../models/index.js';
 import { Adam, createScheduler, type ScheduleSpec, SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
@@ -315,6 +315,8 @@ export async function pretrain(
   mkdirSync(runDir, { recursive: true });
   writeRunConfig(runDir, config, log);
   log(`data: ${source.records.length} images from ${config.data}`);
+  const notTaken = skippedNote(source, config.data);
+  if (notTaken !== undefined) log(notTaken);
   let built;
   try {
     built = await buildCache(source.records, {

@@ -10,7 +10,13 @@ import { basename, join, resolve } from 'node:path';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { type DrawUnit, labelFraction, type LabelDraw } from '../data/fractions.js';
 import { type XrayRecord } from '../data/records.js';
-import { openSource, parseSourceSpec, type Source, type UncertaintyPolicy } from '../data/sources/index.js';
+import {
+  openSource,
+  parseSourceSpec,
+  skippedNote,
+  type Source,
+  type UncertaintyPolicy,
+} from '../data/sources/index.js';
 import { patientSplit } from '../data/splits.js';
 import { type Backbone, createModel, loadWeights } from '../models/index.js';
 import * as torch from '../torch/index.js';
@@ -130,14 +136,20 @@ export async function prepareDownstreamData(
 ): Promise<DownstreamData> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const sourceOptions = { uncertain: options.uncertain };
-  const trainSource = await openSource(options.train, sourceOptions);
+  const open = async (spec: string): Promise<Source> => {
+    const source = await openSource(spec, sourceOptions);
+    const notTaken = skippedNote(source, spec);
+    if (notTaken !== undefined) log(notTaken);
+    return source;
+  };
+  const trainSource = await open(options.train);
   const task = chooseTask(trainSource, options.train, options.task);
-  const testSource = await openSource(options.test, sourceOptions);
+  const testSource = await open(options.test);
   chooseTask(testSource, options.test, task);
   let pool = trainSource.records;
   let valRecords: XrayRecord[];
   if (options.val !== undefined) {
-    const valSource = await openSource(options.val, sourceOptions);
+    const valSource = await open(options.val);
     chooseTask(valSource, options.val, task);
     valRecords = valSource.records;
   } else {

@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 import sharp from 'sharp';
 
+import { buildCache } from '../../src/data/cache.js';
+import { oracleMissing, runPython } from '../helpers/oracle.js';
+
 const TB_TRAIN = fileURLToPath(new URL('../../../shared/data/tb-shenzhen-montgomery-128/train', import.meta.url));
 const folder = mkdtempSync(join(tmpdir(), 'moco-cxr-data-cli-'));
 after(() => rmSync(folder, { recursive: true, force: true }));
@@ -108,7 +111,10 @@ test('data: the probe is capped and spread; unreadable files are listed', async 
   const text = cli(`folder:${root}`, '--probe', '2');
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^images {7}4$/m);
-  assert.match(text.stdout, /read 2 of 4, spread over the set; --probe N to change/);
+  assert.match(
+    text.stdout,
+    /images checked 2 of 4 \(spread over the set; 2 not checked, --probe all checks every one\), decoded as the image cache will/,
+  );
 });
 
 test('data: a CSV report carries the counts as written, and the policies', () => {
@@ -148,4 +154,93 @@ test('data: errors exit non-zero with the message', () => {
   assert.match(task.stderr, /--task 'Edema': no such task/);
   const policy = cli(`csv:${join(folder, 'labels.csv')}`, '--uncertain', 'maybe');
   assert.match(policy.stderr, /--uncertain 'maybe': expected ones, zeros, ignore or TASK=POLICY/);
+});
+
+test('data judges each file as the image cache will, and says why one will not decode', async () => {
+  const images = join(folder, 'judged');
+  mkdirSync(join(images, 'dir.png'), { recursive: true });
+  const grey = Uint8Array.from({ length: 30 * 20 }, (_, i) => (i * 7) % 256);
+  const png = await sharp(grey, { raw: { width: 30, height: 20, channels: 1 } })
+    .png()
+    .toBuffer();
+  writeFileSync(join(images, 'ok.png'), png);
+  // The header is whole; the pixel data is cut short.
+  writeFileSync(join(images, 'cut.png'), png.subarray(0, Math.floor(png.length * 0.6)));
+  await sharp(
+    Uint16Array.from(grey, (v) => v * 200),
+    { raw: { width: 30, height: 20, channels: 1 } },
+  )
+    .toColourspace('grey16')
+    .png()
+    .toFile(join(images, 'deep.png'));
+  const paths = ['ok.png', 'cut.png', 'deep.png', 'missing.png', 'dir.png'];
+  if (oracleMissing() === undefined) {
+    runPython(
+      String.raw`
+import numpy as np, sys
+sys.path.insert(0, INPUT['helpers'])
+import formats
+formats.dicom_dataset(WORKDIR + '/scan.dcm', (np.arange(20 * 30).reshape(20, 30) * 5) % 4096, bits_stored=12)
+cut = open(WORKDIR + '/scan.dcm', 'rb').read()
+open(WORKDIR + '/cut.dcm', 'wb').write(cut[: len(cut) - 500])`,
+      { helpers: fileURLToPath(new URL('../helpers', import.meta.url)) },
+      images,
+    );
+    paths.push('scan.dcm', 'cut.dcm');
+  }
+  const csv = join(folder, 'judged.csv');
+  writeFileSync(csv, ['Path,label', ...paths.map((path, i) => `${path},${i % 2}`)].join('\n'));
+
+  const { status, stdout, stderr } = cli(`csv:${csv}`, '--image-root', images, '--json');
+  assert.equal(status, 0, stderr);
+  const report = JSON.parse(stdout) as Report;
+  const unreadable = Object.fromEntries(report.probe.unreadable.map((entry) => [entry.id, entry.error]));
+  assert.deepEqual(
+    Object.keys(unreadable).sort(),
+    ['cut.dcm', 'cut.png', 'dir.png', 'missing.png'].filter((id) => paths.includes(id)),
+  );
+  assert.equal(unreadable['missing.png'], 'not found');
+  assert.equal(unreadable['dir.png'], 'is a folder, expected an image file');
+  assert.match(unreadable['cut.png'] ?? '', /could not decode image \(.+\)/);
+  if (paths.includes('cut.dcm')) assert.match(unreadable['cut.dcm'] ?? '', /DICOM .*truncated/);
+  for (const error of Object.values(unreadable)) assert.doesNotMatch(error, /\[object |unsupported image format/);
+
+  // The cache skips exactly those files, for the same reasons.
+  const records = paths.map((path) => ({ id: path, path: join(images, path) }));
+  const { cache } = await buildCache(records, {
+    dir: join(folder, 'judged-cache'),
+    size: 8,
+    workers: 1,
+    log: () => {},
+  });
+  assert.deepEqual(Object.fromEntries(cache.skipped.map((entry) => [entry.id, entry.reason])), unreadable);
+});
+
+test('data checks every image of a 1,000-image set by default, so 4 RGBA files among them show', async () => {
+  const root = join(folder, 'thousand');
+  for (const name of ['NORMAL', 'PNEUMONIA']) mkdirSync(join(root, name), { recursive: true });
+  const grey = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#606060' } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
+  const rgba = await sharp({ create: { width: 4, height: 4, channels: 4, background: '#60606080' } })
+    .png()
+    .toBuffer();
+  for (let i = 0; i < 1000; i++) {
+    const rgbaAt = [111, 222, 333, 777].includes(i);
+    writeFileSync(
+      join(root, i < 500 ? 'NORMAL' : 'PNEUMONIA', `${String(i).padStart(4, '0')}.png`),
+      rgbaAt ? rgba : grey,
+    );
+  }
+  const { status, stdout, stderr } = cli(`folder:${root}`, '--json');
+  assert.equal(status, 0, stderr);
+  const report = JSON.parse(stdout) as Report;
+  assert.equal(report.probe.probed, 1000);
+  assert.deepEqual(report.probe.channels, { '1': 996, '4': 4 });
+  const text = cli(`folder:${root}`, '--probe', '100');
+  assert.match(
+    text.stdout,
+    /images checked 100 of 1000 \(spread over the set; 900 not checked, --probe all checks every one\)/,
+  );
 });

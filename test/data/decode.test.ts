@@ -180,7 +180,7 @@ describe('DICOM decoding against pydicom', { skip: pydicomMissing() }, () => {
       const expected = cases[name]!;
       const bytes = readFileSync(expected.path);
       assert.equal(detectFormat(bytes, expected.path), 'dicom');
-      const dicom = readDicom(bytes, expected.path);
+      const dicom = await readDicom(bytes, expected.path);
       assert.deepEqual([dicom.height, dicom.width], expected.shape);
       assert.equal(maxAbsDiff(dicom.values, expected.modality), 0);
       const grey = dicomToGrey(dicom);
@@ -195,23 +195,24 @@ describe('DICOM decoding against pydicom', { skip: pydicomMissing() }, () => {
     });
   }
 
-  it('jpeg_baseline: the 8-bit JPEG frame decodes as PIL decodes it, MONOCHROME1 inverted', async () => {
+  it('jpeg_baseline: the 8-bit JPEG frame decodes as PIL decodes it, then stretches and inverts as any DICOM', async () => {
     const expected = cases.jpeg_baseline as unknown as { path: string; pixels: number[]; shape: [number, number] };
+    const dicom = await readDicom(readFileSync(expected.path), expected.path);
+    assert.deepEqual([dicom.height, dicom.width], expected.shape);
+    // The stored values are PIL's decode of the same stream (one level for the inverse DCT's rounding).
+    const stored = expected.pixels.map((shown) => 255 - shown);
+    assert.ok(maxAbsDiff(dicom.values, stored) <= 1, `differs by ${maxAbsDiff(dicom.values, stored)}`);
     const image = await decodeImage(expected.path);
-    assert.ok(image.pixels instanceof Uint8Array);
-    assert.deepEqual([image.height, image.width], expected.shape);
-    assert.ok(
-      maxAbsDiff(image.pixels, expected.pixels) <= 1,
-      `differs by ${maxAbsDiff(image.pixels, expected.pixels)}`,
-    );
+    assert.ok(image.pixels instanceof Float32Array);
+    assert.equal(maxAbsDiff(image.pixels, dicomToGrey(dicom).pixels), 0);
   });
 
-  it('a DICOM file with its pixel data cut short is an error naming the file', () => {
+  it('a DICOM file with its pixel data cut short is an error naming the file', async () => {
     const path = cases.mono2_window!.path;
     const bytes = readFileSync(path);
     const cut = join(dir.path, 'cut.dcm');
     writeFileSync(cut, bytes.subarray(0, bytes.length - 300));
-    assert.throws(() => readDicom(readFileSync(cut), cut), new RegExp(cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    await assert.rejects(readDicom(readFileSync(cut), cut), new RegExp(cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   });
 });
 
@@ -288,6 +289,20 @@ OUTPUT = a.ravel().tolist()`,
     assert.equal(squashed[6 * 12 + 0], 0);
     assert.equal(squashed[6 * 12 + 6], 255);
     assert.equal(squashed[6 * 12 + 11], 0);
+  });
+
+  it('the resized path reads a 16-bit PNG as one grey channel, as its 8-bit rendering', async () => {
+    const values = Uint16Array.from({ length: 30 * 20 }, (_, i) => 1000 + ((i * 97) % 3000));
+    const deep = await sharp(values, { raw: { width: 30, height: 20, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toBuffer();
+    const eight = await sharp(toUint8(await decodeImage(deep)), { raw: { width: 30, height: 20, channels: 1 } })
+      .png()
+      .toBuffer();
+    const resized = await decodeResized(deep, { size: 8 });
+    assert.equal(resized.length, 64);
+    assert.deepEqual(Array.from(resized), Array.from(await decodeResized(eight, { size: 8 })));
   });
 
   it('a truncated or non-image file is an error naming it', async () => {

@@ -3,7 +3,7 @@
  * filters, image roots, and the generic kinds.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -240,6 +240,41 @@ test('folder: one-hot labels, patients per file when names carry none, errors', 
   mkdirSync(join(splits, 'train', 'NORMAL'), { recursive: true });
   mkdirSync(join(splits, 'test'), { recursive: true });
   await assert.rejects(openSource(`folder:${splits}`), /holds split folders \(test, train\), not class folders/);
+});
+
+test('folder: symlinked class folders are classes; hidden files, broken links and stray files are reported', async () => {
+  const store = join(root, 'store');
+  for (const name of ['normal-images/a.png', 'normal-images/.DS_Store', 'sick-images/b.png', 'sick-images/c.txt']) {
+    mkdirSync(join(store, name, '..'), { recursive: true });
+    writeFileSync(join(store, name), '');
+  }
+  symlinkSync(join(store, 'nowhere.png'), join(store, 'sick-images', 'gone.png'));
+  mkdirSync(join(store, 'sick-images', '.thumbnails'));
+  writeFileSync(join(store, 'sick-images', '.thumbnails', 'b.png'), '');
+  const folder = join(root, 'linked');
+  mkdirSync(folder);
+  symlinkSync(join(store, 'normal-images'), join(folder, 'NORMAL'));
+  symlinkSync(join(store, 'sick-images'), join(folder, 'PNEUMONIA'));
+  symlinkSync(join(store, 'missing-folder'), join(folder, 'GONE'));
+  writeFileSync(join(folder, 'README.md'), '');
+  const source = await openSource(`folder:${folder}`);
+  assert.deepEqual(source.tasks, ['NORMAL', 'PNEUMONIA']);
+  assert.equal(source.defaultTask, 'PNEUMONIA');
+  assert.deepEqual(
+    source.records.map((r) => [r.id, r.path]),
+    [
+      ['NORMAL/a.png', join(folder, 'NORMAL', 'a.png')],
+      ['PNEUMONIA/b.png', join(folder, 'PNEUMONIA', 'b.png')],
+    ],
+  );
+  assert.deepEqual(source.skipped, [
+    { path: 'GONE', reason: 'broken symbolic link' },
+    { path: 'README.md', reason: 'a file beside the class folders, not in one' },
+    { path: 'NORMAL/.DS_Store', reason: 'hidden file' },
+    { path: 'PNEUMONIA/.thumbnails/', reason: 'hidden folder' },
+    { path: 'PNEUMONIA/gone.png', reason: 'broken symbolic link' },
+    { path: 'PNEUMONIA/c.txt', reason: 'not an image file' },
+  ]);
 });
 
 test('folder: a NORMAL class makes the other the binary task', async () => {

@@ -5,10 +5,10 @@
  * that carry one (Kermany's pneumonia set), else each file is its own patient.
  */
 import { basename, join, resolve } from 'node:path';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 
 import { type LabelValue, type XrayRecord } from '../records.js';
-import { compareText, isImageFile, listFiles, requireFolder } from './files.js';
+import { compareText, isImageFile, listFolder, requireFolder } from './files.js';
 import { type SkippedFile, type Source, type SourceOptions } from './source.js';
 
 const SPLIT_FOLDER = /^(train|training|test|testing|val|valid|validation)$/i;
@@ -39,10 +39,20 @@ export function parseKermanyName(name: string): { patientId: string; studyId?: s
 export async function openFolder(location: string, _options: SourceOptions): Promise<Source> {
   const folder = resolve(location);
   await requireFolder(folder, 'folder');
-  const classes = (await readdir(folder, { withFileTypes: true }))
-    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
-    .map((entry) => entry.name)
-    .sort(compareText);
+  const skipped: SkippedFile[] = [];
+  const classes: string[] = [];
+  const entries = (await readdir(folder, { withFileTypes: true })).sort((a, b) => compareText(a.name, b.name));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) {
+      skipped.push({ path: entry.name, reason: entry.isDirectory() ? 'hidden folder' : 'hidden file' });
+      continue;
+    }
+    // A class folder may be a symbolic link to one elsewhere (a data set kept once, linked into several layouts).
+    const info = entry.isSymbolicLink() ? await stat(join(folder, entry.name)).catch(() => undefined) : entry;
+    if (info === undefined) skipped.push({ path: entry.name, reason: 'broken symbolic link' });
+    else if (info.isDirectory()) classes.push(entry.name);
+    else skipped.push({ path: entry.name, reason: 'a file beside the class folders, not in one' });
+  }
   if (classes.length === 0) {
     throw new Error(`folder: ${location} has no sub-folders; expected one per class (e.g. NORMAL/, PNEUMONIA/)`);
   }
@@ -53,11 +63,12 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
     );
   }
   const records: XrayRecord[] = [];
-  const skipped: SkippedFile[] = [];
   for (const name of classes) {
     const labels: Record<string, LabelValue> = {};
     for (const other of classes) labels[other] = other === name ? 1 : 0;
-    for (const relative of await listFiles(join(folder, name))) {
+    const listing = await listFolder(join(folder, name));
+    for (const entry of listing.ignored) skipped.push({ path: `${name}/${entry.path}`, reason: entry.reason });
+    for (const relative of listing.files) {
       const id = `${name}/${relative}`;
       if (!isImageFile(relative)) {
         skipped.push({ path: id, reason: 'not an image file' });

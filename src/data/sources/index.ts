@@ -16,11 +16,12 @@ export {
 export { CHEXPERT_OBSERVATIONS } from './chexpert.js';
 export { TB_TASK } from './tb.js';
 export { parseKermanyName } from './folder.js';
-export { IMAGE_EXTENSIONS, isImageFile, listFiles } from './files.js';
+export { IMAGE_EXTENSIONS, isImageFile, listFiles, listFolder, type FolderListing } from './files.js';
 export { readImageHeader, type ImageHeader } from './probe.js';
 export {
   NO_SUCH_FILE,
   probeImages,
+  skippedNote,
   spreadSample,
   summarizeSource,
   type LabelSummary,

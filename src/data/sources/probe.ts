@@ -1,13 +1,16 @@
 /**
  * Reads image headers (size, bit depth, channels) without decoding pixels:
  * sharp's `metadata()` for PNG, JPEG, TIFF and WebP, the DICOM header for
- * `.dcm`. Used to describe a source and to find files that will not decode.
+ * DICOM files (told by their magic bytes or `.dcm` name). Used to describe a
+ * source; whether a file decodes is the decoder's to say.
  */
 import { open, readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 
 import dicomParser from 'dicom-parser';
 import sharp from 'sharp';
+
+import { detectFormat } from '../decode.js';
+import { errorText } from '../image-error.js';
 
 /** What an image header says. */
 export interface ImageHeader {
@@ -60,14 +63,18 @@ function dicomHeader(bytes: Uint8Array): ImageHeader {
 
 /** Reads the header of one image file; throws with the reader's message when it cannot. */
 export async function readImageHeader(file: string): Promise<ImageHeader> {
-  const extension = extname(file).toLowerCase();
-  if (extension === '.dcm' || extension === '.dicom') {
+  const head = await readHead(file, DICOM_HEAD_BYTES);
+  if (detectFormat(head, file) === 'dicom') {
     try {
-      return dicomHeader(await readHead(file, DICOM_HEAD_BYTES));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== undefined) throw error;
+      return dicomHeader(head);
+    } catch {
       // The header ran past the first bytes read: read it all.
-      return dicomHeader(await readFile(file));
+      try {
+        return dicomHeader(await readFile(file));
+      } catch (error) {
+        // dicom-parser throws strings and plain objects.
+        throw new Error(errorText(error), { cause: error });
+      }
     }
   }
   const meta = await sharp(file).metadata();

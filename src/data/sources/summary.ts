@@ -4,12 +4,14 @@
  */
 import { type XrayRecord } from '../records.js';
 import { countLabels, type FileLabelCounts, type LabelCounts } from './labels.js';
+import { decodeResized } from '../decode.js';
+import { errorText, ImageDecodeError, NOT_FOUND } from '../image-error.js';
 import { readImageHeader } from './probe.js';
 import { type SkippedFile, type Source } from './source.js';
 
-/** What reading the headers of a sample of images found. */
+/** What checking a sample of images found. */
 export interface ProbeReport {
-  /** Images whose header was read (or tried). */
+  /** Images checked: decoded as the image cache decodes them, and their headers read. */
   probed: number;
   /** Images in the source. */
   of: number;
@@ -21,7 +23,7 @@ export interface ProbeReport {
   channels: Record<string, number>;
   /** Format (`png`, `jpeg`, `dicom`) → images. */
   formats: Record<string, number>;
-  /** Images whose header could not be read, with why. */
+  /** Images that will not decode (the cache would skip them), with why: `not found`, `DICOM file is truncated (…)`. */
   unreadable: { id: string; path: string; error: string }[];
 }
 
@@ -49,7 +51,24 @@ export interface SourceSummary {
 }
 
 /** The error recorded for an image whose file is not there. */
-export const NO_SUCH_FILE = 'no such file';
+export const NO_SUCH_FILE = NOT_FOUND;
+
+/**
+ * One warning line for the files a source saw and did not take (hidden files,
+ * broken links, non-images), counted by reason; undefined when there were none.
+ */
+export function skippedNote(source: Source, spec: string): string | undefined {
+  const skipped = source.skipped ?? [];
+  if (skipped.length === 0) return undefined;
+  const reasons: Record<string, number> = {};
+  for (const entry of skipped) tally(reasons, entry.reason);
+  const counts = Object.entries(reasons)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, count]) => `${count} ${reason}`)
+    .join(', ');
+  const files = skipped.length === 1 ? 'file' : 'files';
+  return `data: warning: ${skipped.length} ${files} in ${spec} not taken (${counts}); 'moco-cxr data ${spec}' lists them`;
+}
 
 function tally(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
@@ -64,7 +83,15 @@ export function spreadSample<T>(items: readonly T[], limit: number): T[] {
   return Array.from({ length: limit }, (_, i) => items[Math.floor((i * items.length) / limit)] as T);
 }
 
-/** Reads the headers of up to `limit` images (spread over the source), `concurrency` at a time. */
+/** The side images are decoded to when checked: any size decodes the file in full, a small one resizes fast. */
+const CHECK_SIZE = 16;
+
+/**
+ * Checks up to `limit` images (spread over the source), `concurrency` at a
+ * time: each is decoded with the image cache's own decode, so that what is
+ * called readable here is what the cache will store, and its header is read
+ * for the sizes, depths, channels and formats.
+ */
 export async function probeImages(
   records: readonly XrayRecord[],
   { limit, concurrency = 8 }: { limit: number; concurrency?: number },
@@ -84,27 +111,34 @@ export async function probeImages(
     while (next < sample.length) {
       const record = sample[next++] as XrayRecord;
       try {
+        await decodeResized(record.path, { size: CHECK_SIZE });
         const header = await readImageHeader(record.path);
         tally(report.sizes, `${header.width}x${header.height}`);
         tally(report.depths, `${header.bits}-bit`);
         tally(report.channels, String(header.channels));
         tally(report.formats, header.format);
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        const missing =
-          (error as NodeJS.ErrnoException).code === 'ENOENT' || message.startsWith('Input file is missing');
-        report.unreadable.push({ id: record.id, path: record.path, error: missing ? NO_SUCH_FILE : message });
+        const reason = error instanceof ImageDecodeError ? error.reason : `header unreadable (${errorText(error)})`;
+        report.unreadable.push({ id: record.id, path: record.path, error: reason });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  // Decodes failing at the same moment can take each other's libvips message: ask again, one at a time.
+  if (concurrency > 1) {
+    for (const entry of report.unreadable) {
+      await decodeResized(entry.path, { size: CHECK_SIZE }).catch((error: unknown) => {
+        if (error instanceof ImageDecodeError) entry.error = error.reason;
+      });
+    }
+  }
   // Workers finish out of order; list unreadable files in source order.
   const position = new Map(sample.map((record, i) => [record.id, i]));
   report.unreadable.sort((a, b) => (position.get(a.id) ?? 0) - (position.get(b.id) ?? 0));
   return report;
 }
 
-/** Describes `source`; with `probe` set, also reads up to `probe` image headers. */
+/** Describes `source`; with `probe` set, also checks up to `probe` images (`Infinity`: all). */
 export async function summarizeSource(source: Source, { probe = 0 }: { probe?: number } = {}): Promise<SourceSummary> {
   const { records } = source;
   const views: Record<string, number> = {};

@@ -100,14 +100,27 @@ export function helpText(usage: string, flags: readonly Flag[]): string {
 }
 
 /**
- * Runs `work` with an AbortSignal that the first Ctrl-C fires (so the work can
- * save and stop); a second Ctrl-C exits at once.
+ * Runs `work` with an AbortSignal that the first Ctrl-C or SIGTERM fires (so
+ * the work can save and stop); a second one ends the process at once.
+ *
+ * The second signal is raised again with the system's default action rather
+ * than `process.exit`: Node's exit first waits for the worker threads, and one
+ * inside a long native call (an image decode) would hold it, so the process
+ * would hang and ignore further signals. Dying of the signal keeps every file
+ * as consistent as a kill: the cache and checkpoints are written to survive that.
  */
 export async function withInterrupt<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const onSignal = (): void => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\ninterrupt: finishing the current step and saving (Ctrl-C again to quit at once)\n');
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      // Without listeners the signal's default action is back: the kill below ends the process.
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.kill(process.pid, signal);
+      return;
+    }
+    const name = signal === 'SIGINT' ? 'interrupt' : signal;
+    process.stderr.write(`\n${name}: finishing the current step and saving (Ctrl-C again to quit at once)\n`);
     controller.abort();
   };
   process.on('SIGINT', onSignal);

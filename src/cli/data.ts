@@ -3,8 +3,6 @@
  * studies, labels per task, views — and what a sample of its image headers
  * says (sizes, bit depths, unreadable files).
  */
-import { parseArgs } from 'node:util';
-
 import {
   openSource,
   sourceKinds,
@@ -16,6 +14,7 @@ import {
   type UncertaintyPolicy,
 } from '../data/sources/index.js';
 import type { Command } from './main.js';
+import { parseCommandLine } from './options.js';
 
 const DEFAULT_PROBE = 200;
 
@@ -163,24 +162,20 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
 
 export const command: Command = {
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        task: { type: 'string', multiple: true },
-        uncertain: { type: 'string', multiple: true },
-        blank: { type: 'string' },
-        frontal: { type: 'boolean' },
-        projection: { type: 'string', multiple: true },
-        probe: { type: 'string', default: String(DEFAULT_PROBE) },
-        'image-root': { type: 'string' },
-        'path-column': { type: 'string' },
-        labels: { type: 'string', multiple: true },
-        'patient-column': { type: 'string' },
-        'study-column': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+    const { values, positionals } = parseCommandLine(argv, {
+      json: { type: 'boolean' },
+      task: { type: 'string', multiple: true, value: 'a task name' },
+      uncertain: { type: 'string', multiple: true, value: 'ones, zeros, ignore or TASK=POLICY' },
+      blank: { type: 'string', value: 'zeros or ignore' },
+      frontal: { type: 'boolean' },
+      projection: { type: 'string', multiple: true, value: 'projections such as AP,PA' },
+      probe: { type: 'string', default: String(DEFAULT_PROBE), value: 'an integer ≥ 0' },
+      'image-root': { type: 'string', value: 'a folder' },
+      'path-column': { type: 'string', value: 'a column name' },
+      labels: { type: 'string', multiple: true, value: 'column names' },
+      'patient-column': { type: 'string', value: 'a column name' },
+      'study-column': { type: 'string', value: 'a column name' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
       console.log(usage());

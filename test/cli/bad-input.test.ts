@@ -26,8 +26,13 @@ import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
 const CLI = ['--import', 'tsx', 'src/cli/run.ts'];
 
+/** Runs the CLI to its end; one that hangs is killed after two minutes (and fails its test). */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [...CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    killSignal: 'SIGKILL',
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -4,8 +4,6 @@
  * bit depths, and the files the image cache would skip (each is decoded with
  * the cache's own decode, so the two cannot disagree).
  */
-import { parseArgs } from 'node:util';
-
 import {
   openSource,
   sourceKinds,
@@ -17,6 +15,7 @@ import {
   type UncertaintyPolicy,
 } from '../data/sources/index.js';
 import type { Command } from './main.js';
+import { parseCommandLine } from './options.js';
 
 /** Images checked unless --probe says otherwise: all of a set this size, a spread sample of a larger one. */
 const DEFAULT_PROBE = 2000;
@@ -169,24 +168,20 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
 
 export const command: Command = {
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        task: { type: 'string', multiple: true },
-        uncertain: { type: 'string', multiple: true },
-        blank: { type: 'string' },
-        frontal: { type: 'boolean' },
-        projection: { type: 'string', multiple: true },
-        probe: { type: 'string', default: String(DEFAULT_PROBE) },
-        'image-root': { type: 'string' },
-        'path-column': { type: 'string' },
-        labels: { type: 'string', multiple: true },
-        'patient-column': { type: 'string' },
-        'study-column': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
+    const { values, positionals } = parseCommandLine(argv, {
+      json: { type: 'boolean' },
+      task: { type: 'string', multiple: true, value: 'a task name' },
+      uncertain: { type: 'string', multiple: true, value: 'ones, zeros, ignore or TASK=POLICY' },
+      blank: { type: 'string', value: 'zeros or ignore' },
+      frontal: { type: 'boolean' },
+      projection: { type: 'string', multiple: true, value: 'projections such as AP,PA' },
+      probe: { type: 'string', default: String(DEFAULT_PROBE), value: 'an integer ≥ 0' },
+      'image-root': { type: 'string', value: 'a folder' },
+      'path-column': { type: 'string', value: 'a column name' },
+      labels: { type: 'string', multiple: true, value: 'column names' },
+      'patient-column': { type: 'string', value: 'a column name' },
+      'study-column': { type: 'string', value: 'a column name' },
+      help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
       console.log(usage());

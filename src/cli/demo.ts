@@ -4,27 +4,24 @@
  * against random initialization, and the report — with progress throughout.
  */
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { type Interval } from '../eval/bootstrap.js';
 import { demoStudyConfig } from '../study/demo.js';
 import { formatDifference, formatFraction, formatInterval } from '../study/report.js';
 import { runStudy } from '../study/grid.js';
 import type { Command } from './main.js';
-import { withInterrupt } from './options.js';
+import { parseCommandLine, withInterrupt } from './options.js';
 
 export const command: Command = {
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        out: { type: 'string', default: 'runs/demo' },
-        quick: { type: 'boolean' },
-        seed: { type: 'string', default: '0' },
-        plain: { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
+    const { values, positionals } = parseCommandLine(argv, {
+      out: { type: 'string', default: 'runs/demo', value: 'a folder' },
+      quick: { type: 'boolean' },
+      seed: { type: 'string', default: '0', value: 'a non-negative integer' },
+      plain: { type: 'boolean' },
+      help: { type: 'boolean' },
     });
+    if (positionals.length > 0) throw new TypeError(`unexpected argument '${positionals[0]}'`);
     if (values.help === true) {
       console.log('usage: moco-cxr demo [--quick] [--out DIR] [--seed S] [--plain]');
       return 0;

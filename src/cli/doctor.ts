@@ -1,9 +1,9 @@
 /** `moco-cxr doctor`: what engine this is, and whether it works. */
 import { createRequire } from 'node:module';
-import { parseArgs } from 'node:util';
 
 import * as torch from '../torch/index.js';
 import type { Command } from './main.js';
+import { parseCommandLine } from './options.js';
 
 function blasInUse(config: string): string {
   const match = /BLAS_INFO=([^,\s]+)/.exec(config);
@@ -29,7 +29,8 @@ function selfTest(): string | undefined {
 
 export const command: Command = {
   run(argv) {
-    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean' } } });
+    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, help: { type: 'boolean' } });
+    if (positionals.length > 0) throw new TypeError(`unexpected argument '${positionals[0]}'`);
     if (values.help === true) {
       console.log(
         'usage: moco-cxr doctor [--json]\n\nPrints the engine build, threads and devices; exit 0 when it works.',

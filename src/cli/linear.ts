@@ -4,6 +4,7 @@
  */
 import { type DownstreamMode } from '../train/downstream.js';
 import { DOWNSTREAM_DEFAULTS, runDownstream, type DownstreamInput } from '../train/runner.js';
+import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
 import type { Command } from './main.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
@@ -43,12 +44,19 @@ export const DOWNSTREAM_FLAGS: Flag[] = [
     type: 'string',
     help: `label fractions, comma-separated (default ${d.fractions.join(',')})`,
   },
-  { name: 'draws', key: 'draws', type: 'int', help: `draws per fraction below 1 (default ${d.draws}; 1 has one)` },
+  {
+    name: 'draws',
+    key: 'draws',
+    type: 'int',
+    range: 'positive',
+    help: `draws per fraction below 1 (default ${d.draws}; 1 has one)`,
+  },
   { name: 'per', key: 'per', type: 'string', help: `draw by patient or image (default ${d.per})` },
   {
     name: 'seed',
     key: 'seed',
     type: 'int',
+    range: 'non-negative',
     help: `seed of the split, draws, order and new layers (default ${d.seed})`,
   },
   {
@@ -58,8 +66,24 @@ export const DOWNSTREAM_FLAGS: Flag[] = [
     help: 'starting weights: random, a MoCo / torchvision / moco-cxr file, or NAME:FILE (default random)',
   },
   { name: 'arch', key: 'arch', type: 'string', help: `backbone (default ${d.arch})` },
-  { name: 'image-size', key: 'imageSize', type: 'int', help: `input side (default ${d.imageSize})` },
-  { name: 'cache-size', key: 'cacheSize', type: 'int', help: 'side of the cached images (default: the image size)' },
+  {
+    name: 'image-size',
+    key: 'imageSize',
+    type: 'int',
+    range: 'positive',
+    max: MAX_IMAGE_SIZE,
+    maxReason: IMAGE_SIZE_LIMIT_REASON,
+    help: `input side (default ${d.imageSize})`,
+  },
+  {
+    name: 'cache-size',
+    key: 'cacheSize',
+    type: 'int',
+    range: 'non-negative',
+    max: MAX_IMAGE_SIZE,
+    maxReason: IMAGE_SIZE_LIMIT_REASON,
+    help: 'side of the cached images (default: the image size)',
+  },
   {
     name: 'normalize',
     key: 'normalize',
@@ -70,38 +94,44 @@ export const DOWNSTREAM_FLAGS: Flag[] = [
     name: 'epochs',
     key: 'epochs',
     type: 'int',
+    range: 'non-negative',
     help: 'epochs for every fraction (default: 5·(1/f)^(2/3), i.e. 500, 107, 23, 5 for 0.1%, 1%, 10%, 100%)',
   },
-  { name: 'lr', key: 'lr', type: 'number', help: `Adam learning rate (default ${d.lr})` },
-  { name: 'batch-size', key: 'batchSize', type: 'int', help: `batch size (default ${d.batchSize})` },
+  { name: 'lr', key: 'lr', type: 'number', range: 'positive', help: `Adam learning rate (default ${d.lr})` },
+  { name: 'batch-size', key: 'batchSize', type: 'int', range: 'positive', help: `batch size (default ${d.batchSize})` },
   {
     name: 'ensemble',
     key: 'ensemble',
     type: 'int',
+    range: 'positive',
     help: `best checkpoints (validation AUC) averaged for the test prediction (default ${d.ensemble})`,
   },
   {
     name: 'eval-every',
     key: 'evalEvery',
     type: 'int',
+    range: 'positive',
     help: `training images between validations within an epoch (default ${d.evalEvery}; every epoch end too)`,
   },
   {
     name: 'patience',
     key: 'patience',
     type: 'int',
+    range: 'non-negative',
     help: 'stop after this many validations without gain (default: never)',
   },
   {
     name: 'eval-batch-size',
     key: 'evalBatchSize',
     type: 'int',
+    range: 'positive',
     help: `images per scoring pass (default ${d.evalBatchSize})`,
   },
   {
     name: 'bootstrap',
     key: 'bootstrap',
     type: 'int',
+    range: 'non-negative',
     help: `bootstrap resamples for the CIs, 0 for none (default ${d.bootstrap})`,
   },
   { name: 'device', key: 'device', type: 'string', help: `cpu or cuda[:N] (default ${d.device})` },
@@ -112,7 +142,13 @@ export const DOWNSTREAM_FLAGS: Flag[] = [
     help: 'run folder (default runs/linear or runs/finetune); a rerun continues it',
   },
   { name: 'cache-dir', key: 'cacheDir', type: 'string', help: `decoded image cache (default ${d.cacheDir})` },
-  { name: 'workers', key: 'workers', type: 'int', help: 'image decoding threads (default: all cores)' },
+  {
+    name: 'workers',
+    key: 'workers',
+    type: 'int',
+    range: 'non-negative',
+    help: 'image decoding threads (default: all cores)',
+  },
 ];
 
 /** A downstream command: parses the flags, runs the grid, and returns the exit code. */

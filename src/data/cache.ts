@@ -17,19 +17,33 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  statfs,
+  truncate,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import { type WorkerResult, type WorkerSetup, type WorkerTask } from './cache-worker.js';
 import { type FitMode } from './decode.js';
+import { checkImageSize } from './limits.js';
 
 const FORMAT = 'moco-cxr-image-cache';
 const VERSION = 1;
 const INDEX = 'index.json';
 const PIXELS = 'pixels.bin';
 const JOURNAL = 'build.jsonl';
+/** How long a stopping build waits for the images being decoded before it names them. */
+const STOP_NOTICE_MS = 3000;
 
 /** What the cache needs of a record: a unique id and the image file. */
 export interface CacheRecord {
@@ -48,7 +62,7 @@ export interface SkippedImage {
 export interface CacheOptions {
   /** The cache folder (created if missing). */
   dir: string;
-  /** Side of the stored squares in pixels (MoCo-CXR: 320). */
+  /** Side of the stored squares in pixels (MoCo-CXR: 320; at most `MAX_IMAGE_SIZE`, 2048). */
   size?: number;
   /** `crop` (default): shorter side to `size`, centred square; `squash`: both axes to `size`. */
   fit?: FitMode;
@@ -343,8 +357,7 @@ export async function buildCache(
   const started = performance.now();
   const size = options.size ?? 320;
   const fit = options.fit ?? 'crop';
-  if (!Number.isInteger(size) || size < 1)
-    throw new RangeError(`image cache: size must be a positive integer, got ${size}`);
+  checkImageSize('image cache: size', size);
   if (fit !== 'crop' && fit !== 'squash')
     throw new TypeError(`image cache: fit must be 'crop' or 'squash', got '${String(fit)}'`);
   checkRecords(records);
@@ -367,12 +380,14 @@ export async function buildCache(
 
   const pixelPath = join(dir, PIXELS);
   const journalPath = join(dir, JOURNAL);
+  await checkFreeSpace(dir, records.length, size);
   await rm(join(dir, INDEX), { force: true });
   const journaled = existsSync(pixelPath) ? await readJournal(dir, fingerprint, records.length) : undefined;
   const finished = journaled?.done ?? new Set<number>();
   if (journaled === undefined) {
     await rm(pixelPath, { force: true });
-    await writeFile(journalPath, `${JSON.stringify({ fingerprint, size, fit, images: records.length })}\n`);
+    const header = `${JSON.stringify({ fingerprint, size, fit, images: records.length })}\n`;
+    await writing(journalPath, () => writeFile(journalPath, header));
   } else {
     await truncate(journalPath, journaled.validLength);
   }
@@ -411,9 +426,9 @@ export async function buildCache(
         skipped.push({ id: record.id, path: record.path, reason: result.error });
         log(`cache: warning: skipped ${record.path}: ${result.error}`);
       } else {
-        await pixels.write(result.pixels, 0, result.pixels.length, result.slot * size * size);
+        await writing(pixelPath, () => pixels.write(result.pixels, 0, result.pixels.length, result.slot * size * size));
         // The pixels are written before the journal says so: a resumed build trusts the journal.
-        await journal.write(`${result.slot}\n`);
+        await writing(journalPath, () => journal.write(`${result.slot}\n`));
         decoded++;
       }
       options.onProgress?.({ done: resumed + decoded + skipped.length, total, decoded, skipped: skipped.length });
@@ -434,7 +449,7 @@ export async function buildCache(
     ids: records.map((record) => record.id),
     skipped,
   };
-  await writeFile(join(dir, `${INDEX}.tmp`), JSON.stringify(index));
+  await writing(join(dir, `${INDEX}.tmp`), () => writeFile(join(dir, `${INDEX}.tmp`), JSON.stringify(index)));
   await rename(join(dir, `${INDEX}.tmp`), join(dir, INDEX));
   await rm(journalPath, { force: true });
   const seconds = (performance.now() - started) / 1000;
@@ -449,10 +464,62 @@ export async function buildCache(
   };
 }
 
+function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Refuses a build whose pixel file would not fit on the disk holding `dir`.
+ * The pixel file is sparse, so without this check a cache too big for the
+ * disk would start and fail hours later. Space the current pixel file holds
+ * counts as available: a resumed build keeps it, a fresh one deletes it.
+ */
+async function checkFreeSpace(dir: string, images: number, size: number): Promise<void> {
+  const needed = images * size * size;
+  const disk = await statfs(dir);
+  const free = disk.bavail * disk.bsize;
+  const held = await stat(join(dir, PIXELS)).then(
+    (info) => info.blocks * 512,
+    () => 0,
+  );
+  if (needed > free + held) {
+    throw new Error(
+      `image cache: ${dir} needs ${formatBytes(needed)} (${images} images of ${size}x${size} bytes) but its disk has ` +
+        `${formatBytes(free + held)} free; free some space, choose another cache folder or a smaller cache size`,
+    );
+  }
+}
+
+/** Runs a write to `file`, naming the file (and a full disk as such) when it fails. */
+async function writing<T>(file: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new Error(
+        `image cache: cannot write ${file}: the disk is full (${code}); free some space and rerun to resume ` +
+          'where the build stopped',
+      );
+    }
+    throw new Error(`image cache: cannot write ${file}: ${(error as Error).message}`);
+  }
+}
+
 /**
  * Feeds `slots` to a pool of decoding threads, two tasks in flight per thread,
  * and hands each result to `store` in completion order. Stops early on abort
- * or when `store` throws, after the tasks in flight have come back.
+ * or when `store` throws, after the tasks in flight have come back: a thread
+ * inside a native call cannot be stopped, and Node waits for it even to exit.
+ * When they are slow to come back (a file on a hung network share), it says
+ * which files it is waiting for.
  */
 async function runWorkers(
   slots: readonly number[],
@@ -464,8 +531,23 @@ async function runWorkers(
   if (slots.length === 0) return;
   const count = Math.max(1, Math.min(options.workers ?? availableParallelism(), slots.length));
   const workers = Array.from({ length: count }, () => startWorker(setup));
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const pending = new Set<number>();
   let next = 0;
   let failure: Error | undefined;
+  let waitingNotice: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    waitingNotice = setTimeout(() => {
+      if (pending.size === 0) return;
+      const paths = [...pending].map((slot) => records[slot]!.path);
+      log(
+        `cache: stopping; waiting for ${paths.length} image(s) still being read: ${paths.slice(0, 4).join(', ')}` +
+          `${paths.length > 4 ? ', ...' : ''} (a second interrupt quits at once)`,
+      );
+    }, STOP_NOTICE_MS);
+    waitingNotice.unref();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   // Stores run one after another so that writes and journal lines stay in order.
   let storing = Promise.resolve();
   try {
@@ -479,11 +561,13 @@ async function runWorkers(
               while (inFlight < 2 && next < slots.length && !stopping()) {
                 const slot = slots[next++]!;
                 inFlight++;
+                pending.add(slot);
                 worker.postMessage({ slot, path: records[slot]!.path } satisfies WorkerTask);
               }
               if (inFlight === 0) resolve();
             };
             worker.on('message', (result: WorkerResult) => {
+              pending.delete(result.slot);
               storing = storing
                 .then(() => (failure === undefined ? store(result) : undefined))
                 .catch((error: unknown) => {
@@ -504,6 +588,8 @@ async function runWorkers(
     );
     await storing;
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    clearTimeout(waitingNotice);
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
   if (failure !== undefined) throw failure;

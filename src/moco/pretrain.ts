@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
 import { buildCache } from '../data/cache.js';
+import { checkImageSize } from '../data/limits.js';
 import { BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
 import { openSource, skippedNote } from '../data/sources/index.js';
@@ -219,7 +220,9 @@ export function resolvePretrainConfig(partial: Partial<PretrainConfig> & { data:
   if (config.precision === 'fp16' && !config.device.startsWith('cuda')) {
     throw new RangeError("precision 'fp16' needs a CUDA device; on the CPU use 'bf16' or 'fp32'");
   }
+  checkImageSize('imageSize', config.imageSize);
   if (config.cacheSize === 0) config.cacheSize = config.imageSize;
+  checkImageSize('cacheSize', config.cacheSize);
   if (config.cacheSize < config.imageSize) {
     throw new RangeError(`cacheSize (${config.cacheSize}) must be at least imageSize (${config.imageSize})`);
   }

@@ -7,4 +7,4 @@ export { Backbone, type GreyMode, type ModelOptions } from './backbone.js';
 export { ResNet, BasicBlock, Bottleneck, resnet18, resnet34, resnet50 } from './resnet.js';
 export { DenseNet, DenseBlock, DenseLayer, densenet121, type DenseNetConfig } from './densenet.js';
 export { createModel, modelNames } from './registry.js';
-export { loadWeights, type LoadWeightsOptions, type LoadWeightsReport } from './weights.js';
+export { inferArchitecture, loadWeights, type LoadWeightsOptions, type LoadWeightsReport } from './weights.js';

@@ -6,6 +6,7 @@
 import { isTensor, load, noGrad, type Tensor } from '../torch/index.js';
 import type { ShapeMismatch } from '../nn/module.js';
 import type { Backbone, GreyMode } from './backbone.js';
+import { modelNames } from './registry.js';
 
 /** Options of `loadWeights`. */
 export interface LoadWeightsOptions {
@@ -130,6 +131,56 @@ function normalize(dict: Dict): { tensors: Map<string, Tensor>; dropped: string[
   return { tensors, dropped, moco };
 }
 
+// Blocks per stage that tell torchvision's ResNets and DenseNets apart, by the third stage.
+const RESNET_BY_STAGE3: Record<string, string> = {
+  'basic 2': 'resnet18',
+  'basic 6': 'resnet34',
+  'bottleneck 6': 'resnet50',
+  'bottleneck 23': 'resnet101',
+  'bottleneck 36': 'resnet152',
+};
+const DENSENET_BY_BLOCK3: Record<number, string> = {
+  24: 'densenet121',
+  32: 'densenet169',
+  36: 'densenet161',
+  48: 'densenet201',
+};
+
+function countIndices(keys: readonly string[], pattern: RegExp): number {
+  return new Set(keys.map((key) => pattern.exec(key)?.[1]).filter((index) => index !== undefined)).size;
+}
+
+/**
+ * The torchvision architecture whose key names `keys` are (after MoCo's and
+ * DataParallel's prefixes are removed), or undefined when they match none:
+ * `features.denseblock3` with 24 layers is a densenet121, `layer3` with two
+ * basic blocks a resnet18, and so on.
+ */
+export function inferArchitecture(keys: readonly string[]): string | undefined {
+  if (keys.some((key) => key.startsWith('features.denseblock'))) {
+    return DENSENET_BY_BLOCK3[countIndices(keys, /^features\.denseblock3\.denselayer(\d+)\./)];
+  }
+  if (keys.some((key) => key.startsWith('layer3.'))) {
+    const block = keys.some((key) => /^layer\d\.\d+\.conv3\./.test(key)) ? 'bottleneck' : 'basic';
+    return RESNET_BY_STAGE3[`${block} ${countIndices(keys, /^layer3\.(\d+)\./)}`];
+  }
+  return undefined;
+}
+
+/** Refuses, naming both, weights whose keys are another known architecture's than the model's. */
+function checkArchitecture(model: Backbone, keys: readonly string[], source: string): void {
+  const found = inferArchitecture(keys);
+  if (found === undefined || found === model.arch) return;
+  const buildable = modelNames().includes(found);
+  throw new Error(
+    `${source}: these are ${found} weights (keys such as '${keys.find((key) => /^(features\.denseblock|layer\d)/.test(key)) ?? keys[0]}'), ` +
+      `but the model is ${model.arch}: ` +
+      (buildable
+        ? `set the architecture to ${found} (--arch ${found}) or give ${model.arch} weights`
+        : `moco-cxr does not build ${found} (it builds ${modelNames().join(', ')}); give ${model.arch} weights`),
+  );
+}
+
 /**
  * Loads weights into `model` from a file (path) or an already loaded value:
  * - a torchvision state dict (`resnet18-f37072fd.pth`, `densenet121-a639ec97.pth`);
@@ -140,9 +191,11 @@ function normalize(dict: Dict): { tensors: Map<string, Tensor>; dropped: string[
  *
  * The classifier (`fc` / `classifier`) is loaded only when all its keys fit
  * the model's; otherwise (an MLP projection head, another number of classes)
- * it is set aside and the model keeps its own, reported as missing. Any other
- * shape mismatch throws an Error naming the key and both shapes; a source of
- * another architecture throws naming its first key the model lacks.
+ * it is set aside and the model keeps its own, reported as missing. Weights
+ * of another torchvision architecture (told by their key names, see
+ * `inferArchitecture`) throw naming both architectures; any other shape
+ * mismatch throws naming the key and both shapes, and other foreign keys throw
+ * naming the first the model lacks.
  *
  * Grey input: see `LoadWeightsOptions.inputChannels` and `greyMode`.
  */
@@ -191,6 +244,7 @@ function loadInto(
     grey: 'none',
   };
 
+  checkArchitecture(model, [...tensors.keys()], source);
   report.grey = adaptInput(model, tensors, source, options, owned);
 
   const own = new Map(model.stateDictShapes());

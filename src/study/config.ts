@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 
 import { type NormalizationName } from '../data/augment.js';
 import { type DrawUnit } from '../data/fractions.js';
+import { MAX_IMAGE_SIZE } from '../data/limits.js';
 import { type UncertaintyPolicy } from '../data/sources/index.js';
 import { PRETRAIN_DEFAULTS, type PretrainConfig } from '../moco/pretrain.js';
 import { type TrainingMode } from './results.js';
@@ -254,7 +255,13 @@ export function resolveStudyConfig(
     seed: r.number(raw, 'seed', 0, isNonNegativeInt, 'a non-negative integer'),
     device: r.string(raw, 'device', 'cpu'),
     arch: r.string(raw, 'arch', 'resnet18'),
-    imageSize: r.number(raw, 'imageSize', 320, isPositiveInt, 'a positive integer'),
+    imageSize: r.number(
+      raw,
+      'imageSize',
+      320,
+      (n) => isPositiveInt(n) && n <= MAX_IMAGE_SIZE,
+      `a positive integer up to ${MAX_IMAGE_SIZE} (px)`,
+    ),
     normalize,
     cacheDir: resolve(base, r.string(raw, 'cacheDir', '.moco-cxr-cache')),
     pretrain,

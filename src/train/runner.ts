@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 
 import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
 import { type DrawUnit, writeDraw } from '../data/fractions.js';
+import { checkImageSize } from '../data/limits.js';
 import { UNCERTAINTY_POLICIES, type UncertaintyPolicy } from '../data/sources/index.js';
 import { bootstrapAuc, type Interval } from '../eval/bootstrap.js';
 import { aggregateByStudy } from '../eval/studies.js';
@@ -177,7 +178,9 @@ export function resolveDownstreamConfig(input: DownstreamInput): DownstreamConfi
   if (!modelNames().includes(config.arch)) {
     throw new RangeError(`arch: unknown model '${config.arch}'; available: ${modelNames().join(', ')}`);
   }
+  checkImageSize('imageSize', config.imageSize);
   if (config.cacheSize === 0) config.cacheSize = config.imageSize;
+  checkImageSize('cacheSize', config.cacheSize);
   if (config.cacheSize < config.imageSize) {
     throw new RangeError(`cacheSize (${config.cacheSize}) must be at least imageSize (${config.imageSize})`);
   }

@@ -71,6 +71,17 @@ function isGzip(bytes: Buffer): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
+function gunzip(file: string, bytes: Buffer): Buffer {
+  try {
+    return gunzipSync(bytes);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'Z_BUF_ERROR' ? 'cut short' : 'damaged';
+    throw new Error(
+      `${file}: the gzip data is ${reason} (${(error as Error).message}); expected a complete gzip-compressed CSV`,
+    );
+  }
+}
+
 /** Reads `file`; gzip is recognised by its magic bytes, whatever the name. */
 export async function readCsvTable(file: string): Promise<CsvTable> {
   let bytes: Buffer;
@@ -79,7 +90,7 @@ export async function readCsvTable(file: string): Promise<CsvTable> {
   } catch (error) {
     throw new Error(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  const text = isGzip(bytes) ? gunzipSync(bytes) : bytes;
+  const text = isGzip(bytes) ? gunzip(file, bytes) : bytes;
   let rows: string[][];
   try {
     rows = parse(text, PARSE_OPTIONS);

@@ -7,10 +7,11 @@
  * libtorch's own pickler does not (it tags every container with
  * `torch.jit._pickle.restore_type_tag`).
  */
-import type { DType } from '../dtype.js';
+import { elementSize, type DType } from '../dtype.js';
+import { tidy } from '../memory.js';
 import type { Tensor } from '../tensor.js';
 import { Tag, type ValueNode } from './encode.js';
-import { storedZip } from './zip-writer.js';
+import { writeStoredZip, type StreamedData, type ZipSink } from './zip-writer.js';
 
 const STORAGE_NAMES: Record<DType, string> = {
   float32: 'FloatStorage',
@@ -144,7 +145,35 @@ function contiguousStrides(shape: readonly number[]): number[] {
 /** One storage to be written beside the pickle. */
 interface StorageRecord {
   key: string;
-  bytes: Uint8Array;
+  tensor: Tensor;
+}
+
+/** Bytes of a tensor are copied out through one buffer of this size at a time. */
+const PIECE_BYTES = 4 << 20;
+
+/**
+ * A tensor's element bytes as streamed zip data: copied piece by piece into
+ * one reusable buffer, from a contiguous CPU copy only where the tensor is not
+ * one already (a channels-last weight, a CUDA tensor), freed right after.
+ */
+function tensorData(tensor: Tensor, buffer: Uint8Array): StreamedData {
+  return {
+    byteLength: tensor.numel() * elementSize(tensor.dtype),
+    *pieces() {
+      const direct = tensor.device === 'cpu' && tensor.isContiguous();
+      const source = direct ? tensor : tidy(() => tensor.detach().to('cpu').contiguous());
+      try {
+        for (let offset = 0; ; ) {
+          const count = source._copyBytesTo(buffer, offset);
+          if (count === 0) return;
+          offset += count;
+          yield buffer.subarray(0, count);
+        }
+      } finally {
+        if (!direct) source.dispose();
+      }
+    },
+  };
 }
 
 class Pickler {
@@ -230,9 +259,8 @@ class Pickler {
   private tensor(tensor: Tensor): void {
     if (this.get(tensor)) return;
     const shape = tensor.shape;
-    const bytes = new Uint8Array(tensor._bytes());
     const key = String(this.storages.length);
-    this.storages.push({ key, bytes });
+    this.storages.push({ key, tensor });
     const numel = shape.reduce((a, b) => a * b, 1);
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.sink.byte(OP.MARK);
@@ -308,21 +336,27 @@ class Pickler {
 }
 
 /**
- * The pieces of a zip checkpoint holding `root`, in order, named `archive`
- * inside as Python's `torch.save` and libtorch name it. Tensors are written
+ * Writes the zip checkpoint holding `root` to `sink`, named `archive` inside
+ * as Python's `torch.save` and libtorch name it. Tensors are written
  * contiguous, each with its own storage; the same Tensor object reached twice
- * is written once.
+ * is written once. Their bytes are streamed a few MiB at a time, so saving
+ * needs no second copy of the model and its optimizer state in memory.
  */
-export function writeCheckpoint(root: ValueNode, archive = 'archive'): Uint8Array[] {
+export function writeCheckpoint(root: ValueNode, sink: ZipSink, archive = 'archive'): void {
   const pickler = new Pickler();
   pickler.sink.byte(OP.PROTO);
   pickler.sink.byte(2);
   pickler.value(root);
   pickler.sink.byte(OP.STOP);
-  return storedZip([
-    { name: `${archive}/data.pkl`, data: pickler.sink.result() },
-    ...pickler.storages.map((s) => ({ name: `${archive}/data/${s.key}`, data: s.bytes })),
-    { name: `${archive}/version`, data: encoder.encode('3\n') },
-    { name: `${archive}/byteorder`, data: encoder.encode('little') },
-  ]);
+  const largest = Math.max(0, ...pickler.storages.map((s) => s.tensor.numel() * elementSize(s.tensor.dtype)));
+  const buffer = new Uint8Array(Math.min(PIECE_BYTES, Math.max(largest, 1)));
+  writeStoredZip(
+    [
+      { name: `${archive}/data.pkl`, data: pickler.sink.result() },
+      ...pickler.storages.map((s) => ({ name: `${archive}/data/${s.key}`, data: tensorData(s.tensor, buffer) })),
+      { name: `${archive}/version`, data: encoder.encode('3\n') },
+      { name: `${archive}/byteorder`, data: encoder.encode('little') },
+    ],
+    sink,
+  );
 }

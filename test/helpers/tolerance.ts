@@ -35,7 +35,17 @@ export interface ToleranceOptions {
   k?: number;
   /** Magnitude of the partial sums; default the largest magnitude in the reference. */
   scale?: number;
+  /** The format's machine epsilon; default float32's (see {@link EPSILON} for the others). */
+  epsilon?: number;
 }
+
+/** Machine epsilon of each floating-point dtype. */
+export const EPSILON: Readonly<Record<string, number>> = {
+  float64: 2 ** -52,
+  float32: EPS32,
+  bfloat16: 2 ** -7,
+  float16: 2 ** -10,
+};
 
 /** Largest absolute value in `values` (Infinity when one is NaN). */
 export function maxAbs(values: ArrayLike<number>): number {
@@ -50,12 +60,12 @@ export function maxAbs(values: ArrayLike<number>): number {
 
 /**
  * The largest difference two correct float32 computations of `reference` may
- * show: k · eps32 · scale · sqrt(ops). Never below one float32 ulp of the scale.
+ * show: k · eps32 · scale · sqrt(ops) (another format's epsilon where given).
  */
 export function tolerance(reference: ArrayLike<number> | number, options: ToleranceOptions = {}): number {
-  const { ops = 1, k = 16 } = options;
+  const { ops = 1, k = 16, epsilon = EPS32 } = options;
   const scale = options.scale ?? (typeof reference === 'number' ? Math.abs(reference) : maxAbs(reference));
-  return k * EPS32 * scale * Math.sqrt(Math.max(1, ops));
+  return k * epsilon * scale * Math.sqrt(Math.max(1, ops));
 }
 
 /**

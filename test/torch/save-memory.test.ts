@@ -40,9 +40,9 @@ test('saving streams tensor bytes to the file instead of copying them all first'
     const before = memory().rss;
     torch.save(tensors, path);
     const growth = memory().peak - before;
-    // One tensor's contiguous copy (64 MiB) and a few MiB of buffers at most; a
-    // copy of everything would be 256 MiB.
-    assert.ok(growth < 100, `saving 256 MiB of tensors raised peak RSS by ${growth.toFixed(0)} MiB`);
+    // A few MiB of buffers; a copy of everything would be 256 MiB, a contiguous
+    // copy of one channels-last tensor 64 MiB.
+    assert.ok(growth < 32, `saving 256 MiB of tensors raised peak RSS by ${growth.toFixed(0)} MiB`);
     const loaded = torch.load(path) as Record<string, torch.Tensor>;
     for (const [name, t] of Object.entries(tensors)) {
       const equal = torch.tidy(() => loaded[name]!.eq(t).all().item());

@@ -37,6 +37,14 @@ export interface ToleranceOptions {
   scale?: number;
   /** The format's machine epsilon; default float32's (see {@link EPSILON} for the others). */
   epsilon?: number;
+  /**
+   * How much the quantity moved, here, when its input was nudged by an ulp:
+   * its own sensitivity to float32 noise, which an ill-conditioned computation
+   * (a gradient back through many train-mode BatchNorms, each dividing by a
+   * batch's spread) amplifies beyond the bound above. The tolerance is at
+   * least k times this.
+   */
+  measured?: number;
 }
 
 /** Machine epsilon of each floating-point dtype. */
@@ -65,7 +73,7 @@ export function maxAbs(values: ArrayLike<number>): number {
 export function tolerance(reference: ArrayLike<number> | number, options: ToleranceOptions = {}): number {
   const { ops = 1, k = 16, epsilon = EPS32 } = options;
   const scale = options.scale ?? (typeof reference === 'number' ? Math.abs(reference) : maxAbs(reference));
-  return k * epsilon * scale * Math.sqrt(Math.max(1, ops));
+  return Math.max(k * epsilon * scale * Math.sqrt(Math.max(1, ops)), k * (options.measured ?? 0));
 }
 
 /**

@@ -9,9 +9,12 @@ import { maxAbsDiff, oracleMissing, runPython, tempDir } from '../helpers/oracle
 import { assertClose, chainLength } from '../helpers/tolerance.js';
 
 const STEPS = 3;
-const BATCH = 4;
+// Eight images leave 32 values per channel to train-mode BatchNorm in the last
+// stage (2x2): with fewer, its division by their spread turns rounding noise
+// into large differences on other CPUs.
+const BATCH = 8;
 const SIZE = 64;
-const QUEUE = 8; // two batches: the third step wraps the ring around
+const QUEUE = 16; // two batches: the third step wraps the ring around
 const DIM = 16;
 const LR = 0.05;
 const QUERY_GRADS = ['conv1.weight', 'layer4.1.bn2.weight', 'fc.0.weight', 'fc.2.bias'];
@@ -171,7 +174,7 @@ describe('MoCo', () => {
         }
         assert.deepEqual(
           theirs.map((t) => t.pointer),
-          [4, 0, 4],
+          [8, 0, 8],
         );
         torch.dispose(inputs);
         model.dispose();

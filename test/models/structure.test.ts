@@ -65,11 +65,13 @@ for (const name of NAMES) {
         want.modules.map(([n, cls]) => [n, CLASS_ALIASES[cls] ?? cls]),
       );
       assert.equal(model.classifierName, want.fc);
-      // Same draws from the same seeded generator: first values equal exactly, sums up to summation order.
+      // Same draws from the same seeded generator: first values equal to an ulp or two, sums up to summation order.
       Object.values(dict).forEach((t: Tensor, i) => {
         const [sum, first] = want.init[i] as [number, number];
         const key = want.keys[i]?.[0] ?? '';
-        assert.equal(t.numel() === 0 ? 0 : torch.noGrad(() => t.flatten().select(0, 0).item()), first, `${key}[0]`);
+        // A vector or a scalar kernel may scale the same random bits by an ulp apart.
+        const firstHere = t.numel() === 0 ? 0 : torch.noGrad(() => t.flatten().select(0, 0).item());
+        assertClose(firstHere, first, `${key}[0]`, { ops: 2 });
         const ours = torch.tidy(() => t.double().sum().item());
         assert.ok(Math.abs(ours - sum) <= 1e-6 * Math.max(1, Math.abs(sum)), `${key}: sum ${ours} vs ${sum}`);
       });

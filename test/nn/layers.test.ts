@@ -23,6 +23,8 @@ const CONV_OPS = 2 * 3 * 3;
 const LINEAR_OPS = 5;
 const BN_OPS = 3 * 2 * 3;
 const POOL_OPS = 7 * 9;
+// Initial values: the same random bits scaled to the bound, by a vector or a scalar kernel.
+const INIT_OPS = 2;
 
 test('Conv2d and Linear start from the values PyTorch draws for the same seed, and compute the same', { skip }, () => {
   torch.manualSeed(7);
@@ -46,12 +48,12 @@ OUTPUT = {
   'conv(x)': flat(conv(x)), 'linear(v)': flat(linear(v)),
 }
 `);
-  assert.deepEqual(values(conv.weight), expected['conv.weight']);
-  assert.deepEqual(values(conv.bias as Tensor), expected['conv.bias']);
-  assert.deepEqual(values(plain.weight), expected['plain.weight']);
+  close(values(conv.weight), expected['conv.weight'] ?? [], 'conv.weight at initialization', INIT_OPS);
+  close(values(conv.bias as Tensor), expected['conv.bias'] ?? [], 'conv.bias at initialization', INIT_OPS);
+  close(values(plain.weight), expected['plain.weight'] ?? [], 'plain.weight at initialization', INIT_OPS);
   assert.equal(plain.bias, null);
-  assert.deepEqual(values(linear.weight), expected['linear.weight']);
-  assert.deepEqual(values(linear.bias as Tensor), expected['linear.bias']);
+  close(values(linear.weight), expected['linear.weight'] ?? [], 'linear.weight at initialization', INIT_OPS);
+  close(values(linear.bias as Tensor), expected['linear.bias'] ?? [], 'linear.bias at initialization', INIT_OPS);
   const y = conv.forward(x);
   const w = linear.forward(v);
   close(values(y), expected['conv(x)'] ?? [], 'conv(x)', CONV_OPS);

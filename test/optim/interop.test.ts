@@ -184,7 +184,9 @@ OUTPUT['theirSchedule'] = rates
       for (const [i, c] of CASES.entries()) {
         const { theirs, ours: outline, stateDiff } = result.outlines[i] as OracleResult['outlines'][number];
         assert.deepEqual(outline, theirs, `${c.name}: state dict outline`);
-        assert.equal(stateDiff, 0, `${c.name}: state tensors`);
+        // The states come from the same elementwise steps on both sides; their
+        // entries are at most the largest gradient (3), or its square (Adam's second moment).
+        assertClose(stateDiff, 0, `${c.name}: state tensors`, { ops: BEFORE, k: ELEMENTWISE_K, scale: 9 });
         for (let p = 0; p < SHAPES.length; p++) {
           assertClose(
             result.oursContinued[i]?.[p] ?? [],

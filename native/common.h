@@ -41,6 +41,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value Dim(const Napi::CallbackInfo& info);
   Napi::Value IsContiguous(const Napi::CallbackInfo& info);
   Napi::Value Bytes(const Napi::CallbackInfo& info);
+  Napi::Value CopyBytesTo(const Napi::CallbackInfo& info);
   Napi::Value Item(const Napi::CallbackInfo& info);
   Napi::Value RequiresGrad(const Napi::CallbackInfo& info);
   Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info);

@@ -55,6 +55,7 @@ Napi::Function TensorHandle::Define(Napi::Env env) {
           InstanceMethod("_dim", &TensorHandle::Dim),
           InstanceMethod("_isContiguous", &TensorHandle::IsContiguous),
           InstanceMethod("_bytes", &TensorHandle::Bytes),
+          InstanceMethod("_copyBytesTo", &TensorHandle::CopyBytesTo),
           InstanceMethod("_item", &TensorHandle::Item),
           InstanceMethod("_requiresGrad", &TensorHandle::RequiresGrad),
           InstanceMethod("_setRequiresGrad", &TensorHandle::SetRequiresGrad),
@@ -176,6 +177,34 @@ Napi::Value TensorHandle::Bytes(const Napi::CallbackInfo& info) {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, n);
     if (n > 0) std::memcpy(buffer.Data(), t.data_ptr(), n);
     return buffer;
+  });
+}
+
+// Copies the element bytes [offset, offset + target.byteLength) of a contiguous
+// CPU tensor into `target` (fewer at the end) and returns how many it copied.
+// A writer can stream a large tensor through one reusable buffer this way,
+// where `_bytes` would allocate a copy of the whole tensor.
+Napi::Value TensorHandle::CopyBytesTo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guard(env, [&]() -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
+      ThrowType(env, "_copyBytesTo(target, offset): expected a Uint8Array and a byte offset");
+    }
+    Napi::TypedArray target = info[0].As<Napi::TypedArray>();
+    const at::Tensor& t = tensor(env);
+    if (!t.device().is_cpu() || !t.is_contiguous()) {
+      throw Napi::Error::New(env, "_copyBytesTo: the tensor must be a contiguous CPU tensor");
+    }
+    int64_t total = t.numel() * static_cast<int64_t>(t.element_size());
+    int64_t offset = info[1].As<Napi::Number>().Int64Value();
+    if (offset < 0 || offset > total) {
+      throw Napi::RangeError::New(env, "_copyBytesTo: offset " + std::to_string(offset) + " is outside the " +
+                                           std::to_string(total) + " bytes of the tensor");
+    }
+    int64_t n = std::min<int64_t>(static_cast<int64_t>(target.ByteLength()), total - offset);
+    uint8_t* dst = static_cast<uint8_t*>(target.ArrayBuffer().Data()) + target.ByteOffset();
+    if (n > 0) std::memcpy(dst, static_cast<const uint8_t*>(t.data_ptr()) + offset, static_cast<size_t>(n));
+    return Napi::Number::New(env, static_cast<double>(n));
   });
 }
 

@@ -19,6 +19,8 @@ export interface NativeTensorMethods {
   _dim(): number;
   _isContiguous(): boolean;
   _bytes(): ArrayBuffer;
+  /** Copies element bytes from `offset` of a contiguous CPU tensor into `target`; returns the count. */
+  _copyBytesTo(target: Uint8Array, offset: number): number;
   _item(): number | boolean;
   _requiresGrad(): boolean;
   _setRequiresGrad(flag: boolean): void;

@@ -60,23 +60,39 @@ export interface LoadOptions {
  * Tensors are written as contiguous CPU tensors, each with its own storage
  * (views do not drag their whole base storage along); the same Tensor object
  * reached twice is written once and loads in Python as one tensor (tied
- * weights stay tied). The file is written to a temporary file beside `path`,
- * flushed, and renamed over it, so a crash never leaves a half-written checkpoint.
+ * weights stay tied). Tensor bytes are streamed to the file a few MiB at a
+ * time, so saving holds no second copy of them. The file is written to a
+ * temporary file beside `path`, flushed, and renamed over it, so a crash never
+ * leaves a half-written checkpoint.
  */
 export function save(value: unknown, path: string): void {
   if (typeof path !== 'string' || path === '') throw new TypeError('save(value, path): path must be a file path');
-  writeAtomically(path, writeCheckpoint(encodeValue(value)));
+  const root = encodeValue(value);
+  writeAtomically(path, (fd) => {
+    let position = 0;
+    writeCheckpoint(root, {
+      write: (bytes) => {
+        writeFully(fd, bytes, position);
+        position += bytes.byteLength;
+      },
+      patch: (at, bytes) => writeFully(fd, bytes, at),
+    });
+  });
 }
 
-function writeAtomically(path: string, pieces: readonly Uint8Array[]): void {
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < bytes.byteLength) {
+    written += writeSync(fd, bytes, written, bytes.byteLength - written, position + written);
+  }
+}
+
+function writeAtomically(path: string, write: (fd: number) => void): void {
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = openSync(temporary, 'wx');
-    for (const piece of pieces) {
-      let written = 0;
-      while (written < piece.byteLength) written += writeSync(fd, piece, written, piece.byteLength - written);
-    }
+    write(fd);
     // The rename must not become visible before the data is on disk.
     fsyncSync(fd);
     closeSync(fd);

@@ -29,6 +29,24 @@ export function oracleMissing(): string | undefined {
 }
 
 /**
+ * The oracle's environment: this process's, with `ORACLE_<NAME>=value`
+ * setting `<NAME>` for Python alone (an empty value unsets it). So one side can
+ * run other kernels than the other, as on another CPU:
+ * `ATEN_CPU_CAPABILITY=avx2 ORACLE_ATEN_CPU_CAPABILITY= node --test ...`
+ * restricts ATen's vector kernels here and leaves PyTorch's alone.
+ */
+function pythonEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: process.env['OMP_NUM_THREADS'] ?? '2' };
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('ORACLE_')) continue;
+    const name = key.slice('ORACLE_'.length);
+    if (value === undefined || value === '') delete env[name];
+    else env[name] = value;
+  }
+  return env;
+}
+
+/**
  * Runs `script` in python3. The script reads `INPUT` (the JSON-decoded `input`)
  * and `WORKDIR` (a temporary folder shared with the test), and its value of
  * `OUTPUT` is returned JSON-decoded. float32 values survive the trip exactly.
@@ -45,7 +63,7 @@ export function runPython<T = unknown>(script: string, input: unknown = null, wo
     input: JSON.stringify(input),
     encoding: 'utf8',
     maxBuffer: 1 << 30,
-    env: { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' },
+    env: pythonEnvironment(),
   });
   if (result.status !== 0) {
     throw new Error(`python oracle failed (exit ${String(result.status)}):\n${result.stderr}`);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { pretrain, resolvePretrainConfig, type PretrainConfig } from '../../src/moco/pretrain.js';
+import * as torch from '../../src/torch/index.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
 const TB = fileURLToPath(new URL('../../../shared/data/tb-shenzhen-montgomery-128/train', import.meta.url));
@@ -120,7 +121,10 @@ OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], '
     assert.match(result.message, /loss became NaN at epoch 0, step 1; stopped without saving/);
     assert.equal(existsSync(join(out, 'last.pt')), false);
   });
+});
 
+// Pure configuration checks: they need neither the data nor the oracle.
+describe('pretrain settings', () => {
   test('bad settings are rejected with the key named', () => {
     assert.throws(
       () => resolvePretrainConfig({ data: 'x', queue: 30, batchSize: 8 }),
@@ -128,8 +132,15 @@ OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], '
     );
     assert.throws(() => resolvePretrainConfig({ data: 'x', schedule: 'weekly' }), /schedule 'weekly'/);
     assert.throws(() => resolvePretrainConfig({ data: 'x', shuffleBn: 'split:x' }), /shuffle-bn 'split:x'/);
-    assert.throws(() => resolvePretrainConfig({ data: 'x', device: 'cuda' }), /CUDA/);
     assert.throws(() => resolvePretrainConfig({ data: 'x', init: '/nope.pt' }), /no such weights file '\/nope.pt'/);
     assert.throws(() => resolvePretrainConfig({ data: 'x', epochs: 0 }), /epochs must be a positive integer/);
+  });
+
+  test("device 'cuda' is refused exactly when no GPU is usable", () => {
+    if (torch.cudaAvailable()) {
+      assert.equal(resolvePretrainConfig({ data: 'x', device: 'cuda' }).device, 'cuda');
+    } else {
+      assert.throws(() => resolvePretrainConfig({ data: 'x', device: 'cuda' }), /CUDA/);
+    }
   });
 });

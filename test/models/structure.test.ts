@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { models, nn, torch } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { oracleMissing, runPython } from '../helpers/oracle.js';
+import { assertClose, chainLength } from '../helpers/tolerance.js';
 
 const NAMES = ['resnet18', 'resnet34', 'resnet50', 'densenet121'] as const;
 const SEED = 42;
@@ -64,11 +65,13 @@ for (const name of NAMES) {
         want.modules.map(([n, cls]) => [n, CLASS_ALIASES[cls] ?? cls]),
       );
       assert.equal(model.classifierName, want.fc);
-      // Same draws from the same seeded generator: first values equal exactly, sums up to summation order.
+      // Same draws from the same seeded generator: first values equal to an ulp or two, sums up to summation order.
       Object.values(dict).forEach((t: Tensor, i) => {
         const [sum, first] = want.init[i] as [number, number];
         const key = want.keys[i]?.[0] ?? '';
-        assert.equal(t.numel() === 0 ? 0 : torch.noGrad(() => t.flatten().select(0, 0).item()), first, `${key}[0]`);
+        // A vector or a scalar kernel may scale the same random bits by an ulp apart.
+        const firstHere = t.numel() === 0 ? 0 : torch.noGrad(() => t.flatten().select(0, 0).item());
+        assertClose(firstHere, first, `${key}[0]`, { ops: 2 });
         const ours = torch.tidy(() => t.double().sum().item());
         assert.ok(Math.abs(ours - sum) <= 1e-6 * Math.max(1, Math.abs(sum)), `${key}: sum ${ours} vs ${sum}`);
       });
@@ -129,8 +132,9 @@ test('grey input: a 1-channel model, and a 3-channel model that repeats grey inp
 
   // 'repeat' mode: grey input gives the outputs and first-layer gradients of the grey image repeated to RGB.
   const repeated = torch.tidy(() => grey.repeat(1, 3, 1, 1));
-  const relative = (a: Tensor, b: Tensor): number =>
-    torch.tidy(() => a.sub(b).abs().max().item() / b.abs().max().item());
+  // Both sides run here, but a grey image meets the stem in another order of additions.
+  const close = (a: Tensor, b: Tensor, what: string, ops: number): void =>
+    assertClose(a.toArray(), b.toArray(), what, { ops });
   for (const name of ['resnet18', 'densenet121']) {
     const model = models.createModel(name, { numClasses: 3 }).eval();
     assert.throws(() => model.forward(grey), /expected 3-channel input, got 1 channels/);
@@ -146,8 +150,9 @@ test('grey input: a 1-channel model, and a 3-channel model that repeats grey inp
       });
     const [fromGrey, gradGrey] = run(grey);
     const [fromRgb, gradRgb] = run(repeated);
-    assert.ok(relative(fromGrey, fromRgb) <= 1e-5, `${name}: outputs differ`);
-    assert.ok(relative(gradGrey, gradRgb) <= 1e-4, `${name}: first-layer gradients differ`);
+    const ops = chainLength(model.parameters().map((p) => p.shape));
+    close(fromGrey, fromRgb, `${name}: outputs`, ops);
+    close(gradGrey, gradRgb, `${name}: first-layer gradients`, 2 * ops + grey.numel());
     assert.equal(grey.isDisposed, false);
     torch.dispose([fromGrey, gradGrey, fromRgb, gradRgb]);
     model.dispose();

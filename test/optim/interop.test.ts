@@ -4,7 +4,8 @@ import { test } from 'node:test';
 
 import { optim, torch } from '../../src/index.js';
 import type { Tensor } from '../../src/torch/index.js';
-import { maxAbsDiff, oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
+import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
+import { assertClose } from '../helpers/tolerance.js';
 import {
   CASES,
   PYTHON_MAKE_OPTIMIZER,
@@ -18,6 +19,8 @@ import {
 
 const BEFORE = 3;
 const AFTER = 3;
+/** A few ulps per step: another order of elementwise operations, far below any wrong hyperparameter. */
+const ELEMENTWISE_K = 4;
 const EPOCHS = 30;
 const SAVED_AT_EPOCH = 13;
 const BASE_LRS = [1e-4, 0.3];
@@ -181,10 +184,19 @@ OUTPUT['theirSchedule'] = rates
       for (const [i, c] of CASES.entries()) {
         const { theirs, ours: outline, stateDiff } = result.outlines[i] as OracleResult['outlines'][number];
         assert.deepEqual(outline, theirs, `${c.name}: state dict outline`);
-        assert.equal(stateDiff, 0, `${c.name}: state tensors`);
+        // The states come from the same elementwise steps on both sides; their
+        // entries are at most the largest gradient (3), or its square (Adam's second moment).
+        assertClose(stateDiff, 0, `${c.name}: state tensors`, { ops: BEFORE, k: ELEMENTWISE_K, scale: 9 });
         for (let p = 0; p < SHAPES.length; p++) {
-          const diff = maxAbsDiff(result.oursContinued[i]?.[p] ?? [], oursFinal[i]?.[p] ?? []);
-          assert.ok(diff <= 1e-6, `${c.name}: param ${p} after resuming in PyTorch differs by ${diff}`);
+          assertClose(
+            result.oursContinued[i]?.[p] ?? [],
+            oursFinal[i]?.[p] ?? [],
+            `${c.name}: param ${p} resumed in PyTorch`,
+            {
+              ops: AFTER,
+              k: ELEMENTWISE_K,
+            },
+          );
         }
       }
 
@@ -200,8 +212,10 @@ OUTPUT['theirSchedule'] = rates
           opt.step();
         }
         params.forEach((param, p) => {
-          const diff = maxAbsDiff(param.toArray(), result.theirsFinal[i]?.[p] ?? []);
-          assert.ok(diff <= 1e-6, `${c.name}: param ${p} after resuming PyTorch's state here differs by ${diff}`);
+          assertClose(param.toArray(), result.theirsFinal[i]?.[p] ?? [], `${c.name}: param ${p} resumed here`, {
+            ops: AFTER,
+            k: ELEMENTWISE_K,
+          });
         });
         opt.dispose();
         torch.dispose(params);

@@ -2,14 +2,18 @@
  * Parity with PyTorch: every case runs here and in Debian's PyTorch (same
  * libtorch) on the same seeded inputs. Forward outputs (shape, dtype, values,
  * whether they require grad) and the gradient of `sum(out * g)` for a random `g`
- * with respect to each float input must agree within 1e-5 (relative above 1),
- * exactly for integer, bool and random outputs.
+ * with respect to each float input must agree within float rounding error:
+ * k · eps · (largest magnitude of the tensor) · sqrt(roundings per value), the
+ * roundings bounded by the number of input elements (no single operator here
+ * reduces over more), eps that of the output's dtype (test/helpers/tolerance.ts).
+ * Exactly for integer, bool and random outputs.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import * as torch from '../../src/torch/index.js';
 import { oracleMissing, runPython } from '../helpers/oracle.js';
+import { EPSILON, tolerance } from '../helpers/tolerance.js';
 
 type Tensor = torch.Tensor;
 type DType = torch.DType;
@@ -36,7 +40,8 @@ interface Case {
   seed?: number;
   /** Float outputs must match bit for bit. */
   exact?: boolean;
-  tol?: number;
+  /** Roundings feeding one value; default the number of input elements. */
+  ops?: number;
 }
 
 /** One tensor as both sides describe it. Non-finite floats travel as 'nan', 'inf', '-inf'. */
@@ -60,7 +65,6 @@ interface Prepared {
   js: CaseResult;
 }
 
-const TOLERANCE = 1e-5;
 const FLOAT_TYPES = new Set(['float16', 'bfloat16', 'float32', 'float64']);
 
 /** Seeded uniform floats in [0, 1): the same inputs on every run. */
@@ -964,21 +968,27 @@ op('dropout p=0.3 (seeded)', [f32([8, 16])], (x) => torch.dropout(x, 0.3), 'lamb
 function sameValue(js: number | string, py: number | string, tol: number): boolean {
   if (typeof py === 'string' || typeof js === 'string') return String(js) === String(py);
   if (tol === 0) return Object.is(js, py) || js === py;
-  return Math.abs(js - py) <= tol * Math.max(1, Math.abs(py));
+  return Math.abs(js - py) <= tol;
 }
 
-function compareTensor(label: string, js: Described, py: Described, tol: number): number {
+/** Compares one tensor; `ops` is undefined for an exact comparison. */
+function compareTensor(label: string, js: Described, py: Described, ops: number | undefined): number {
   assert.deepEqual(js.shape, py.shape, `${label}: shape`);
   assert.equal(js.dtype, py.dtype, `${label}: dtype`);
   assert.equal(js.requiresGrad, py.requiresGrad, `${label}: requiresGrad`);
-  const exact = tol === 0 || !FLOAT_TYPES.has(py.dtype);
+  const exact = ops === undefined || !FLOAT_TYPES.has(py.dtype);
+  const finite = py.values.filter((v): v is number => typeof v === 'number');
+  const tol = exact ? 0 : tolerance(finite, { ops, epsilon: EPSILON[py.dtype] });
   let worst = 0;
   for (let i = 0; i < py.values.length; i++) {
     const [u, v] = [js.values[i] as number | string, py.values[i] as number | string];
-    if (!sameValue(u, v, exact ? 0 : tol)) {
+    if (!sameValue(u, v, tol)) {
       assert.fail(`${label}: element ${i} is ${String(u)} here and ${String(v)} in PyTorch`);
     }
     if (typeof u === 'number' && typeof v === 'number') worst = Math.max(worst, Math.abs(u - v));
+  }
+  if (process.env['TOLERANCE_REPORT'] === '1' && tol > 0) {
+    process.stderr.write(`tolerance ${label}: diff/tol ${(worst / tol).toFixed(4)}\n`);
   }
   return worst;
 }
@@ -1007,16 +1017,17 @@ for (const name of groups) {
         const py = python[index] as CaseResult;
         assert.equal(p.js.error, undefined, `here: ${p.js.error ?? ''}`);
         assert.equal(py.error, undefined, `PyTorch: ${py.error ?? ''}`);
-        const tol = p.case.exact === true ? 0 : (p.case.tol ?? TOLERANCE);
+        const ops =
+          p.case.exact === true ? undefined : (p.case.ops ?? p.inputs.reduce((n, input) => n + input.values.length, 0));
         assert.equal(p.js.outputs.length, py.outputs.length, 'number of outputs');
-        p.js.outputs.forEach((out, i) => compareTensor(`output ${i}`, out, py.outputs[i] as Described, tol));
+        p.js.outputs.forEach((out, i) => compareTensor(`output ${i}`, out, py.outputs[i] as Described, ops));
         p.js.grads.forEach((grad, i) => {
           const expected = py.grads[i] ?? null;
           if (grad === null || expected === null) {
             assert.equal(grad, expected, `gradient of input ${i}: present on one side only`);
             return;
           }
-          compareTensor(`gradient of input ${i}`, grad, expected, tol);
+          compareTensor(`gradient of input ${i}`, grad, expected, ops);
         });
       });
     });

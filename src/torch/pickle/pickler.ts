@@ -7,10 +7,12 @@
  * libtorch's own pickler does not (it tags every container with
  * `torch.jit._pickle.restore_type_tag`).
  */
-import type { DType } from '../dtype.js';
+import { elementSize, type DType } from '../dtype.js';
+import { empty } from '../creation.js';
+import { keep, tidy } from '../memory.js';
 import type { Tensor } from '../tensor.js';
 import { Tag, type ValueNode } from './encode.js';
-import { storedZip } from './zip-writer.js';
+import { writeStoredZip, type StreamedData, type ZipSink } from './zip-writer.js';
 
 const STORAGE_NAMES: Record<DType, string> = {
   float32: 'FloatStorage',
@@ -144,7 +146,86 @@ function contiguousStrides(shape: readonly number[]): number[] {
 /** One storage to be written beside the pickle. */
 interface StorageRecord {
   key: string;
-  bytes: Uint8Array;
+  tensor: Tensor;
+}
+
+/** Bytes of a tensor are copied out through one buffer of this size at a time. */
+const PIECE_BYTES = 4 << 20;
+
+/**
+ * Contiguous CPU tensors, one per dtype, that strided tensors are copied
+ * through a few rows at a time. Allocated once per save: a fresh copy per
+ * piece (or per tensor) would free a multi-MiB block each time, and the small
+ * records allocated between those frees split the freed blocks, so that the
+ * next copy takes new memory and RSS stays up after the save.
+ */
+class Staging {
+  private readonly tensors = new Map<DType, Tensor>();
+
+  constructor(private readonly bytes: number) {}
+
+  /** A flat staging tensor of `dtype` with at least `numel` elements. */
+  get(dtype: DType, numel: number): Tensor {
+    const current = this.tensors.get(dtype);
+    if (current !== undefined && current.numel() >= numel) return current;
+    current?.dispose();
+    const size = Math.max(numel, Math.floor(this.bytes / elementSize(dtype)));
+    const fresh = keep(empty([size], { dtype }));
+    this.tensors.set(dtype, fresh);
+    return fresh;
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+  }
+}
+
+/**
+ * A tensor's element bytes as streamed zip data, copied piece by piece into
+ * one reusable buffer: straight from a contiguous CPU tensor, and otherwise
+ * (a channels-last weight, a CUDA tensor) through `staging`, a few of its
+ * leading rows at a time, in row-major order.
+ */
+function tensorData(tensor: Tensor, buffer: Uint8Array, staging: Staging): StreamedData {
+  const byteLength = tensor.numel() * elementSize(tensor.dtype);
+  return {
+    byteLength,
+    *pieces() {
+      if ((tensor.device === 'cpu' && tensor.isContiguous()) || byteLength === 0) {
+        yield* copiedPieces(tensor, buffer);
+        return;
+      }
+      const shape = tensor.shape;
+      const rows = shape.length === 0 ? 1 : (shape[0] as number);
+      const rowNumel = tensor.numel() / rows;
+      const step = Math.max(1, Math.floor(buffer.byteLength / (rowNumel * elementSize(tensor.dtype))));
+      const stage = staging.get(tensor.dtype, step * rowNumel);
+      for (let start = 0; start < rows; start += step) {
+        const count = Math.min(step, rows - start);
+        tidy(() => {
+          const source = shape.length === 0 ? tensor.detach() : tensor.detach().narrow(0, start, count);
+          stage
+            .narrow(0, 0, count * rowNumel)
+            .view(...source.shape)
+            .copy_(source);
+        });
+        const bytes = count * rowNumel * elementSize(tensor.dtype);
+        yield* copiedPieces(stage, buffer, bytes);
+      }
+    },
+  };
+}
+
+/** The first `limit` bytes (default all) of a contiguous CPU tensor, through `buffer`. */
+function* copiedPieces(tensor: Tensor, buffer: Uint8Array, limit = Infinity): Generator<Uint8Array> {
+  for (let offset = 0; offset < limit; ) {
+    const room = Math.min(buffer.byteLength, limit - offset);
+    const count = tensor._copyBytesTo(buffer.subarray(0, room), offset);
+    if (count === 0) return;
+    offset += count;
+    yield buffer.subarray(0, count);
+  }
 }
 
 class Pickler {
@@ -230,9 +311,8 @@ class Pickler {
   private tensor(tensor: Tensor): void {
     if (this.get(tensor)) return;
     const shape = tensor.shape;
-    const bytes = new Uint8Array(tensor._bytes());
     const key = String(this.storages.length);
-    this.storages.push({ key, bytes });
+    this.storages.push({ key, tensor });
     const numel = shape.reduce((a, b) => a * b, 1);
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.sink.byte(OP.MARK);
@@ -308,21 +388,35 @@ class Pickler {
 }
 
 /**
- * The pieces of a zip checkpoint holding `root`, in order, named `archive`
- * inside as Python's `torch.save` and libtorch name it. Tensors are written
+ * Writes the zip checkpoint holding `root` to `sink`, named `archive` inside
+ * as Python's `torch.save` and libtorch name it. Tensors are written
  * contiguous, each with its own storage; the same Tensor object reached twice
- * is written once.
+ * is written once. Their bytes are streamed a few MiB at a time, so saving
+ * needs no second copy of the model and its optimizer state in memory.
  */
-export function writeCheckpoint(root: ValueNode, archive = 'archive'): Uint8Array[] {
+export function writeCheckpoint(root: ValueNode, sink: ZipSink, archive = 'archive'): void {
   const pickler = new Pickler();
   pickler.sink.byte(OP.PROTO);
   pickler.sink.byte(2);
   pickler.value(root);
   pickler.sink.byte(OP.STOP);
-  return storedZip([
-    { name: `${archive}/data.pkl`, data: pickler.sink.result() },
-    ...pickler.storages.map((s) => ({ name: `${archive}/data/${s.key}`, data: s.bytes })),
-    { name: `${archive}/version`, data: encoder.encode('3\n') },
-    { name: `${archive}/byteorder`, data: encoder.encode('little') },
-  ]);
+  const largest = Math.max(0, ...pickler.storages.map((s) => s.tensor.numel() * elementSize(s.tensor.dtype)));
+  const buffer = new Uint8Array(Math.min(PIECE_BYTES, Math.max(largest, 1)));
+  const staging = new Staging(buffer.byteLength);
+  try {
+    writeStoredZip(
+      [
+        { name: `${archive}/data.pkl`, data: pickler.sink.result() },
+        ...pickler.storages.map((s) => ({
+          name: `${archive}/data/${s.key}`,
+          data: tensorData(s.tensor, buffer, staging),
+        })),
+        { name: `${archive}/version`, data: encoder.encode('3\n') },
+        { name: `${archive}/byteorder`, data: encoder.encode('little') },
+      ],
+      sink,
+    );
+  } finally {
+    staging.dispose();
+  }
 }

@@ -1,16 +1,30 @@
 /**
  * Lays out an uncompressed zip archive the way PyTorch's own writer does: each
  * entry's data starts on a 64-byte boundary (padding goes in an extra field),
- * so that readers may map storages straight from the file. The archive comes
- * back as pieces to be written in order, so large tensors are never copied
- * into one buffer.
+ * so that readers may map storages straight from the file. The archive goes
+ * to a sink piece by piece, and an entry's data may itself be streamed, so a
+ * checkpoint never sits in memory whole.
  */
 import * as zlib from 'node:zlib';
+
+/** Data produced piece by piece, so that it never has to sit in memory whole. */
+export interface StreamedData {
+  byteLength: number;
+  /** The data's bytes in order; each piece may be reused once the next is asked for. */
+  pieces(): Iterable<Uint8Array>;
+}
 
 /** One file inside the archive. */
 export interface ZipEntry {
   name: string;
-  data: Uint8Array;
+  data: Uint8Array | StreamedData;
+}
+
+/** Where the archive goes: appended bytes, and a rewrite of bytes already written. */
+export interface ZipSink {
+  write(bytes: Uint8Array): void;
+  /** Overwrites bytes at `position` (from the archive's start). */
+  patch(position: number, bytes: Uint8Array): void;
 }
 
 const LOCAL_HEADER = 30;
@@ -42,17 +56,37 @@ function crc32Fallback(data: Uint8Array): number {
 }
 
 // Node 20.15 and later compute CRC-32 natively, ten times faster than the table.
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 const crc32 = nativeCrc32 ?? crc32Fallback;
 
 const encoder = new TextEncoder();
 
+function crcOfPieces(pieces: Iterable<Uint8Array>, write: (piece: Uint8Array) => void): number {
+  if (nativeCrc32 !== undefined) {
+    let crc = 0;
+    for (const piece of pieces) {
+      crc = nativeCrc32(piece, crc);
+      write(piece);
+    }
+    return crc;
+  }
+  // Without an incremental CRC, gather the pieces (Node before 20.15 only).
+  const gathered: Uint8Array[] = [];
+  for (const piece of pieces) {
+    gathered.push(piece.slice());
+    write(piece);
+  }
+  return crc32Fallback(Buffer.concat(gathered));
+}
+
 /**
- * The pieces of a stored zip holding `entries` in order. Throws for archives of
- * 4 GiB or more, which need the zip64 extensions this writer does not produce.
+ * Writes a stored zip holding `entries` in order to `sink`. Streamed entries
+ * are written as they are produced and their CRC is patched into the local
+ * header afterwards, so only one piece of them is in memory at a time. Throws
+ * for archives of 4 GiB or more, which need the zip64 extensions this writer
+ * does not produce.
  */
-export function storedZip(entries: readonly ZipEntry[], alignment = 64): Uint8Array[] {
-  const pieces: Uint8Array[] = [];
+export function writeStoredZip(entries: readonly ZipEntry[], sink: ZipSink, alignment = 64): void {
   const central: Uint8Array[] = [];
   let offset = 0;
   for (const { name, data } of entries) {
@@ -62,7 +96,8 @@ export function storedZip(entries: readonly ZipEntry[], alignment = 64): Uint8Ar
     if (dataStart + padding + data.byteLength >= LIMIT) {
       throw new RangeError('the checkpoint would reach 4 GiB, beyond what this zip writer supports');
     }
-    const crc = crc32(data);
+    const inMemory = data instanceof Uint8Array;
+    let crc = inMemory ? crc32(data) : 0;
 
     const local = new Uint8Array(LOCAL_HEADER + nameBytes.byteLength + EXTRA_HEADER + padding);
     const head = new DataView(local.buffer);
@@ -77,7 +112,22 @@ export function storedZip(entries: readonly ZipEntry[], alignment = 64): Uint8Ar
     local.set(nameBytes, LOCAL_HEADER);
     head.setUint16(LOCAL_HEADER + nameBytes.byteLength, PADDING_FIELD, true);
     head.setUint16(LOCAL_HEADER + nameBytes.byteLength + 2, padding, true);
-    pieces.push(local, data);
+    sink.write(local);
+    if (inMemory) {
+      sink.write(data);
+    } else {
+      let written = 0;
+      crc = crcOfPieces(data.pieces(), (piece) => {
+        written += piece.byteLength;
+        sink.write(piece);
+      });
+      if (written !== data.byteLength) {
+        throw new Error(`zip entry '${name}' produced ${written} bytes where ${data.byteLength} were announced`);
+      }
+      const crcBytes = new Uint8Array(4);
+      new DataView(crcBytes.buffer).setUint32(0, crc >>> 0, true);
+      sink.patch(offset + 14, crcBytes);
+    }
 
     const record = new Uint8Array(CENTRAL_HEADER + nameBytes.byteLength);
     const entry = new DataView(record.buffer);
@@ -85,7 +135,7 @@ export function storedZip(entries: readonly ZipEntry[], alignment = 64): Uint8Ar
     entry.setUint16(4, 20, true); // made by: 2.0
     entry.setUint16(6, 20, true);
     entry.setUint16(14, DOS_DATE, true);
-    entry.setUint32(16, crc, true);
+    entry.setUint32(16, crc >>> 0, true);
     entry.setUint32(20, data.byteLength, true);
     entry.setUint32(24, data.byteLength, true);
     entry.setUint16(28, nameBytes.byteLength, true);
@@ -106,6 +156,6 @@ export function storedZip(entries: readonly ZipEntry[], alignment = 64): Uint8Ar
   tail.setUint16(10, entries.length, true);
   tail.setUint32(12, centralSize, true);
   tail.setUint32(16, offset, true);
-  pieces.push(...central, end);
-  return pieces;
+  for (const record of central) sink.write(record);
+  sink.write(end);
 }

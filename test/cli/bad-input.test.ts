@@ -49,11 +49,13 @@ class Running {
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** Resolves once standard error matches `pattern`; rejects after `ms` (and on exit) with what it printed. */
+  /** Resolves once standard error matches `pattern`; after `ms` (or on exit) kills the process and rejects with what it printed. */
   async waitFor(pattern: RegExp, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (!pattern.test(this.stderr)) {
       if (Date.now() > deadline || this.child.exitCode !== null || this.child.signalCode !== null) {
+        // A failed wait must not leave the process behind: the test file would never end.
+        this.child.kill('SIGKILL');
         throw new Error(`no ${String(pattern)} within ${ms} ms; stderr:\n${this.stderr}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -340,7 +342,7 @@ describe('signals during a cache build', () => {
     await run.waitFor(/cache: building/, 60_000);
     run.child.kill('SIGTERM');
     await run.waitFor(
-      /waiting for 1 image\(s\) still being read: .*stuck\.png \(a second interrupt quits at once\)/,
+      /waiting for \d+ image\(s\) still being read: .*stuck\.png \(a second interrupt quits at once\)/,
       30_000,
     );
     run.child.kill('SIGTERM');

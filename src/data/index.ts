@@ -59,6 +59,7 @@ export {
   type NormalizationName,
   type NormalizeStats,
 } from './augment.js';
+export { evaluationView, mapImages, type EvalViewOptions, type ImageSet } from './images.js';
 export { BatchLoader, type Batch, type BatchAugmentation, type LoaderOptions, type LoaderRecord } from './loader.js';
 export {
   generatePhantoms,

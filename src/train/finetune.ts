@@ -11,8 +11,8 @@ import { combineSeeds } from '../data/prng.js';
 import { type Backbone } from '../models/index.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
+import { abortError } from '../util/abort.js';
 import {
-  abortError,
   bestText,
   CELL_DEFAULTS,
   type CellOptions,
@@ -27,8 +27,8 @@ import {
   testPredictions,
   TopCheckpoints,
 } from './downstream.js';
-import { mapImages } from './features.js';
-import { Progress } from './progress.js';
+import { mapImages } from '../data/images.js';
+import { Progress } from '../util/progress.js';
 import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;

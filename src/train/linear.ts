@@ -15,8 +15,8 @@ import { type XrayRecord } from '../data/records.js';
 import { Linear } from '../nn/linear.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
+import { abortError } from '../util/abort.js';
 import {
-  abortError,
   bestText,
   CELL_DEFAULTS,
   type CellOptions,
@@ -33,7 +33,7 @@ import {
   TopCheckpoints,
 } from './downstream.js';
 import { type FeatureSet } from './features.js';
-import { Progress } from './progress.js';
+import { Progress } from '../util/progress.js';
 import { drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;

@@ -28,10 +28,10 @@ import {
   type DownstreamMode,
   type DownstreamResult,
   epochsForFraction,
-  isAbortError,
   safeAuc,
   type TestPredictions,
 } from './downstream.js';
+import { isAbortError } from '../util/abort.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';

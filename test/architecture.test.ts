@@ -77,3 +77,31 @@ test('every import of src/ points down the floors ARCHITECTURE.md lists', () => 
   }
   assert.deepEqual(upward, []);
 });
+
+test('no command of src/cli/ imports itself back through other files (type-only imports included)', () => {
+  const files = sourceFiles(join(src, 'cli'));
+  const edges = new Map<string, string[]>();
+  for (const file of files) {
+    const targets = relativeImports(readFileSync(file, 'utf8')).map((specifier) =>
+      resolve(dirname(file), specifier.replace(/\.js$/, '.ts')),
+    );
+    edges.set(
+      file,
+      targets.filter((target) => edges.has(target) || files.includes(target)),
+    );
+  }
+  const cycles: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (file: string, path: string[]): void => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') {
+      cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(root, f)).join(' → '));
+      return;
+    }
+    state.set(file, 'open');
+    for (const next of edges.get(file) ?? []) visit(next, [...path, file]);
+    state.set(file, 'done');
+  };
+  for (const file of files) visit(file, []);
+  assert.deepEqual(cycles, []);
+});

@@ -5,7 +5,7 @@
 import { type DownstreamMode } from '../train/downstream.js';
 import { DOWNSTREAM_DEFAULTS, runDownstream, type DownstreamInput } from '../train/runner.js';
 import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
 const d = DOWNSTREAM_DEFAULTS;

@@ -10,7 +10,6 @@ export {
   readDraw,
   recordsOfDraw,
   savedDraw,
-  SHENZHEN_LABEL_FRACTIONS,
   writeDraw,
   type DrawUnit,
   type FractionOptions,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
-import { runDownstream, type DownstreamResult } from '../train/index.js';
+import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { type StudyConfig } from './config.js';
 import { cellKey } from './format.js';
 import { writeReport, type WrittenReport } from './report.js';

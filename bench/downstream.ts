@@ -21,11 +21,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as torch from '../src/torch/index.js';
-import { epochsForFraction } from '../src/train/downstream.js';
-import { extractFeatures } from '../src/train/features.js';
-import { finetune } from '../src/train/finetune.js';
-import { fitLinearHead } from '../src/train/linear.js';
-import { createBackbone, prepareDownstreamData } from '../src/train/setup.js';
+import { epochsForFraction } from '../src/downstream/downstream.js';
+import { extractFeatures } from '../src/downstream/features.js';
+import { finetune } from '../src/downstream/finetune.js';
+import { fitLinearHead } from '../src/downstream/linear.js';
+import { createBackbone, prepareDownstreamData } from '../src/downstream/setup.js';
 import { fractionSize } from '../src/data/fractions.js';
 import { row, runPythonBench } from './python.js';
 

@@ -14,7 +14,7 @@ import {
   type SourceSummary,
   type UncertaintyPolicy,
 } from '../data/sources/index.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommandLine } from './options.js';
 
 /** Images checked unless --probe says otherwise: all of a set this size, a spread sample of a larger one. */

@@ -9,7 +9,7 @@ import { type Interval } from '../eval/bootstrap.js';
 import { demoStudyConfig } from '../study/demo.js';
 import { formatDifference, formatFraction, formatInterval } from '../study/report.js';
 import { runStudy } from '../study/grid.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommandLine, withInterrupt } from './options.js';
 
 export const command: Command = {

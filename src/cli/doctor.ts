@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 
 import * as torch from '../torch/index.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { parseCommandLine } from './options.js';
 
 function blasInUse(config: string): string {

@@ -2,10 +2,10 @@
  * `moco-cxr linear`: the linear probe on frozen features at every label
  * fraction and draw. The options are those of `moco-cxr finetune` too.
  */
-import { type DownstreamMode } from '../train/downstream.js';
-import { DOWNSTREAM_DEFAULTS, runDownstream, type DownstreamInput } from '../train/runner.js';
+import { type DownstreamMode } from '../downstream/downstream.js';
+import { DOWNSTREAM_DEFAULTS, runDownstream, type DownstreamInput } from '../downstream/runner.js';
 import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
 const d = DOWNSTREAM_DEFAULTS;

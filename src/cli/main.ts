@@ -3,10 +3,7 @@
  * arguments. Each command lives in its own module and is loaded only when run.
  */
 
-/** A command: parses its own arguments and returns the process exit code. */
-export interface Command {
-  run(argv: string[]): Promise<number>;
-}
+import type { Command } from './command.js';
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.js')).command,

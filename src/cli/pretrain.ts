@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
 import { PRETRAIN_DEFAULTS, pretrain, type PretrainConfig } from '../moco/pretrain.js';
 import { readRunConfig } from '../moco/run-folder.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
 const d = PRETRAIN_DEFAULTS;

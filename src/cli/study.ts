@@ -1,7 +1,7 @@
 /** `moco-cxr study --config study.yaml`: the paper's protocol as one command. */
 import { readStudyConfig } from '../study/config.js';
 import { runStudy } from '../study/grid.js';
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';
 
 const FLAGS: Flag[] = [

@@ -54,13 +54,6 @@ export const PAPER_LABEL_FRACTIONS: readonly { fraction: number; draws: number }
   { fraction: 1, draws: 1 },
 ];
 
-/** The paper's Shenzhen protocol: fractions of the training split. */
-export const SHENZHEN_LABEL_FRACTIONS: readonly { fraction: number; draws: number }[] = [
-  { fraction: 0.0625, draws: 8 },
-  { fraction: 0.25, draws: 4 },
-  { fraction: 1, draws: 1 },
-];
-
 /** Keeps the draw generator apart from other users of the same seed. */
 const FRACTION_STREAM = 0x66726163;
 

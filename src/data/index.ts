@@ -10,7 +10,6 @@ export {
   readDraw,
   recordsOfDraw,
   savedDraw,
-  SHENZHEN_LABEL_FRACTIONS,
   writeDraw,
   type DrawUnit,
   type FractionOptions,
@@ -59,6 +58,7 @@ export {
   type NormalizationName,
   type NormalizeStats,
 } from './augment.js';
+export { evaluationView, mapImages, type EvalViewOptions, type ImageSet } from './images.js';
 export { BatchLoader, type Batch, type BatchAugmentation, type LoaderOptions, type LoaderRecord } from './loader.js';
 export {
   generatePhantoms,

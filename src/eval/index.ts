@@ -2,3 +2,4 @@
 export { auc, rocCurve, type RocPoint } from './auc.js';
 export { bootstrapAuc, bootstrapAucDifference, quantile, type BootstrapOptions, type Interval } from './bootstrap.js';
 export { aggregateByStudy } from './studies.js';
+export { scoreOverDraws, type DrawScores, type ScoredDraws } from './draws.js';

@@ -7,7 +7,7 @@
  */
 import { type Adam, type LRScheduler, type SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
-import { type GradScaler } from '../train/grad-scaler.js';
+import { type GradScaler } from '../optim/grad-scaler.js';
 import { type MoCo } from './model.js';
 import { type PretrainConfig } from './pretrain.js';
 

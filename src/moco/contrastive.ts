@@ -3,7 +3,7 @@
  * logits with the positive key at index 0, the key queue (a ring buffer of
  * L2-normalized keys), and the momentum update of the key encoder.
  */
-import * as foreach from '../optim/foreach.js';
+import * as foreach from '../torch/foreach.js';
 import * as torch from '../torch/index.js';
 
 /**

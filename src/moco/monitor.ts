@@ -14,7 +14,7 @@ import { type XrayRecord } from '../data/records.js';
 import { auc } from '../eval/auc.js';
 import { type Backbone } from '../models/index.js';
 import * as torch from '../torch/index.js';
-import { mapImages } from '../train/features.js';
+import { mapImages } from '../data/images.js';
 
 export interface MonitorOptions {
   /** The label to monitor (default: the source's own task). */

@@ -16,8 +16,8 @@ import { openSource, skippedNote } from '../data/sources/index.js';
 import { loadWeights } from '../models/index.js';
 import { Adam, createScheduler, type ScheduleSpec, SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
-import { GradScaler } from '../train/grad-scaler.js';
-import { Progress } from '../train/progress.js';
+import { GradScaler } from '../optim/grad-scaler.js';
+import { Progress } from '../util/progress.js';
 import {
   type PretrainPosition,
   readCheckpointSummary,

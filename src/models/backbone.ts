@@ -54,8 +54,8 @@ export abstract class Backbone extends Module {
   /** The pooled feature vector `[N, featureDim]`: everything up to and including the global average pool. */
   abstract features(input: Tensor): Tensor;
 
-  /** Re-initializes a freshly made first convolution the way the model initializes its convolutions. */
-  protected abstract initStem(conv: Conv2d): void;
+  /** Initializes a convolution the way the model initializes all of its convolutions (also a rebuilt stem). */
+  protected abstract initConv(conv: Conv2d): void;
 
   /** The classifier layer: a Linear after construction; replace it (e.g. with an MLP head) by assigning. */
   get classifier(): Module {
@@ -90,7 +90,7 @@ export abstract class Backbone extends Module {
     const old = this.stem;
     if (old.inChannels !== convChannels) {
       const conv = convWithInputs(old, convChannels);
-      this.initStem(conv);
+      this.initConv(conv);
       const cut = this.stemName.lastIndexOf('.');
       const parent = cut < 0 ? this : this.getSubmodule(this.stemName.slice(0, cut));
       parent.registerModule(this.stemName.slice(cut + 1), conv);

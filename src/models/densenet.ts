@@ -138,7 +138,7 @@ export class DenseNet extends Backbone {
     this.registerModule('classifier', new Linear(features, options.numClasses ?? 1000));
 
     for (const module of this.modules()) {
-      if (module instanceof Conv2d) this.initStem(module);
+      if (module instanceof Conv2d) this.initConv(module);
       else if (module instanceof BatchNorm2d && module.weight !== null && module.bias !== null) {
         constant_(module.weight, 1);
         constant_(module.bias, 0);
@@ -148,7 +148,7 @@ export class DenseNet extends Backbone {
     }
   }
 
-  protected initStem(conv: Conv2d): void {
+  protected initConv(conv: Conv2d): void {
     kaimingNormal_(conv.weight);
   }
 

@@ -156,7 +156,7 @@ export class ResNet extends Backbone {
     this.registerModule('fc', new Linear(this.featureDim, numClasses));
 
     for (const module of this.modules()) {
-      if (module instanceof Conv2d) this.initStem(module);
+      if (module instanceof Conv2d) this.initConv(module);
       else if (module instanceof BatchNorm2d && module.weight !== null && module.bias !== null) {
         constant_(module.weight, 1);
         constant_(module.bias, 0);
@@ -164,7 +164,7 @@ export class ResNet extends Backbone {
     }
   }
 
-  protected initStem(conv: Conv2d): void {
+  protected initConv(conv: Conv2d): void {
     kaimingNormal_(conv.weight, { mode: 'fanOut', nonlinearity: 'relu' });
   }
 

@@ -4,6 +4,7 @@
  * renames each needs, and grey-input adaptation of the first convolution.
  */
 import { isTensor, load, noGrad, type Tensor } from '../torch/index.js';
+import { sameShape, shapeText } from '../torch/shape.js';
 import type { ShapeMismatch } from '../nn/module.js';
 import type { Backbone, GreyMode } from './backbone.js';
 import { modelNames } from './registry.js';
@@ -62,14 +63,6 @@ type Dict = Record<string, unknown>;
 
 function isPlainObject(value: unknown): value is Dict {
   return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((size, i) => size === b[i]);
 }
 
 const CHECKPOINT_KEYS = ['state_dict', 'model_state_dict', 'model'];

@@ -5,6 +5,7 @@
  * dict written here reads in PyTorch and the other way round.
  */
 import { checkDevice, keep, noGrad, type Device, type MemoryFormat, type Tensor } from '../torch/index.js';
+import { sameShape, shapeText } from '../torch/shape.js';
 
 /** A shape mismatch found while loading a state dict. */
 export interface ShapeMismatch {
@@ -46,14 +47,6 @@ export class StateDictError extends Error {
 
 /** A flat state dict: dotted names to tensors, in the module's order. */
 export type StateDict = Record<string, Tensor>;
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((size, i) => size === b[i]);
-}
 
 function listText(keys: string[], limit = 5): string {
   const shown = keys

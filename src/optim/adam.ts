@@ -8,7 +8,7 @@ import { keep } from '../torch/memory.js';
 import { tuple } from '../torch/serialization.js';
 import type { Tensor } from '../torch/tensor.js';
 import { expectBoolean, expectNumber, expectPair, getKey, hasKey, requireKey, type DictLike } from './dict.js';
-import * as foreach from './foreach.js';
+import * as foreach from '../torch/foreach.js';
 import { Optimizer, stateTensorLike, type GroupKey, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 /** The options of an Adam or AdamW parameter group. */

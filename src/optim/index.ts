@@ -39,3 +39,4 @@ export {
   type WarmupCosineOptions,
   type ScheduleSpec,
 } from './schedules.js';
+export { GradScaler, type GradScalerState } from './grad-scaler.js';

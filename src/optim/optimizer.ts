@@ -20,7 +20,7 @@ import {
   requireKey,
   type DictLike,
 } from './dict.js';
-import * as foreach from './foreach.js';
+import * as foreach from '../torch/foreach.js';
 
 /** The options every parameter group carries. */
 export interface ParamGroup {

@@ -6,7 +6,7 @@
 import { keep } from '../torch/memory.js';
 import type { Tensor } from '../torch/tensor.js';
 import { expectBoolean, expectNumber, getKey, hasKey, type DictLike } from './dict.js';
-import * as foreach from './foreach.js';
+import * as foreach from '../torch/foreach.js';
 import { Optimizer, stateTensorLike, type GroupKey, type ParamGroup, type ParamsInput } from './optimizer.js';
 
 /** The options of an SGD parameter group. */

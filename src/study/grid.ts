@@ -5,12 +5,13 @@
  * study folder, and a rerun picks up where the last one stopped: a finished
  * pretraining and finished cells are reused.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
-import { runDownstream, type DownstreamResult } from '../train/index.js';
+import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { type StudyConfig } from './config.js';
+import { cellKey } from './format.js';
 import { writeReport, type WrittenReport } from './report.js';
 import { type Initialization, type StudyCell, type StudyResults, type StudyTestSet } from './results.js';
 
@@ -77,10 +78,6 @@ async function pretrainedCheckpoint(
   const seconds = (performance.now() - started) / 1000;
   if (result.status !== 'finished') return { seconds, message: result.message };
   return { checkpoint: last, seconds };
-}
-
-function cellKey(target: string, mode: string, init: string, fraction: number): string {
-  return `${target}/${mode}/${init}/${fraction}`;
 }
 
 /** The test set of a target, from any of its finished cells (they all share it). */
@@ -204,9 +201,4 @@ function alignScores(result: DownstreamResult, test: StudyTestSet): number[] {
       throw new Error(`study: test image '${id}' has no score in ${result.mode} fraction ${result.fraction}`);
     return score;
   });
-}
-
-/** Reads a finished study's results (to re-render its report). */
-export function readStudyResults(dir: string): StudyResults {
-  return JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as StudyResults;
 }

@@ -1,5 +1,5 @@
 /** The paper's protocol as one grid, and its report. */
-export { runStudy, readStudyResults, type StudyHooks, type StudyOutcome } from './grid.js';
+export { runStudy, type StudyHooks, type StudyOutcome } from './grid.js';
 export {
   readStudyConfig,
   resolveStudyConfig,

@@ -20,7 +20,7 @@ import {
 import { patientSplit } from '../data/splits.js';
 import { type Backbone, createModel, loadWeights } from '../models/index.js';
 import * as torch from '../torch/index.js';
-import { abortError } from './downstream.js';
+import { abortError } from '../util/abort.js';
 
 /** A set of labelled records and the cache that holds their pixels. */
 export interface DataSplit {

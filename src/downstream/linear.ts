@@ -15,8 +15,8 @@ import { type XrayRecord } from '../data/records.js';
 import { Linear } from '../nn/linear.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
+import { abortError } from '../util/abort.js';
 import {
-  abortError,
   bestText,
   CELL_DEFAULTS,
   type CellOptions,
@@ -29,11 +29,10 @@ import {
   labelArrays,
   labelledRows,
   safeAuc,
-  testPredictions,
-  TopCheckpoints,
 } from './downstream.js';
 import { type FeatureSet } from './features.js';
-import { Progress } from './progress.js';
+import { Progress } from '../util/progress.js';
+import { cellResult, ModelSelection } from './selection.js';
 import { drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;
@@ -119,15 +118,14 @@ export async function fitLinearHead(
   torch.manualSeed(combineSeeds(options.seed, HEAD_INIT_STREAM));
   const head = new Linear(dim, 1);
   const optimizer = new Adam(head.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
-  const top = new TopCheckpoints<HeadWeights>(options.ensemble ?? CELL_DEFAULTS.ensemble, (item) =>
-    torch.dispose(item),
+  const selection = new ModelSelection<HeadWeights>(
+    options.ensemble ?? CELL_DEFAULTS.ensemble,
+    options.patience,
+    (item) => torch.dispose(item),
   );
   const labels = torch.tensor(train.labels, [count, 1]);
   const mask = torch.tensor(train.mask, [count, 1]);
-  const evaluations: Evaluation[] = [];
   const epochs: EpochSummary[] = [];
-  let best = -Infinity;
-  let sinceBest = 0;
   let step = 0;
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
@@ -163,16 +161,8 @@ export async function fitLinearHead(
             labelled += known;
           }
           if (evalAt.has(s + 1)) {
-            const valAuc = validationAuc(head, val);
-            evaluations.push({ epoch, step, valAuc });
-            top.offer(epoch, step, valAuc, () => snapshot(head));
-            if (valAuc > best) {
-              best = valAuc;
-              sinceBest = 0;
-            } else if (options.patience !== undefined && ++sinceBest >= options.patience) {
-              stop = true;
-              break;
-            }
+            stop = selection.evaluate(epoch, step, validationAuc(head, val), () => snapshot(head));
+            if (stop) break;
           }
         }
       } finally {
@@ -186,20 +176,25 @@ export async function fitLinearHead(
         imagesPerSecond: count / seconds,
       };
       epochs.push(summary);
-      options.onEpoch?.(summary, best);
+      options.onEpoch?.(summary, selection.best);
       // Lets a Ctrl-C handler run between epochs.
       await yieldToEventLoop();
       if (options.signal?.aborted === true) throw abortError();
       if (stop) break;
     }
   } catch (error) {
-    top.dispose();
+    selection.dispose();
     throw error;
   } finally {
     torch.dispose([labels, mask]);
     head.dispose();
   }
-  return { checkpoints: top.entries, evaluations, epochs, dispose: () => top.dispose() };
+  return {
+    checkpoints: selection.kept,
+    evaluations: selection.evaluations,
+    epochs,
+    dispose: () => selection.dispose(),
+  };
 }
 
 function snapshot(head: Linear): HeadWeights {
@@ -294,8 +289,7 @@ export async function linearProbe(options: LinearProbeOptions): Promise<Downstre
       },
     );
     const checkpoints = fit.checkpoints;
-    const bestCheckpoint = checkpoints[0];
-    if (bestCheckpoint === undefined) throw new Error('linear probe: no checkpoint has a validation AUC');
+    if (checkpoints.length === 0) throw new Error('linear probe: no checkpoint has a validation AUC');
     const testRows = labelledRows(features.test.records, task).rows;
     const testFeatures = selectRows(features.test.features, testRows);
     tensors.push(testFeatures);
@@ -303,23 +297,20 @@ export async function linearProbe(options: LinearProbeOptions): Promise<Downstre
       checkpoints.map((entry) => entry.item),
       testFeatures,
     );
-    const { test, testAuc } = testPredictions(features.test.records, task, probabilities);
-    return {
+    return cellResult({
       mode: 'linear',
       init: features.init,
       task,
       fraction,
       draw,
-      trainIds: records.map((record) => record.id),
-      valAuc: bestCheckpoint.valAuc,
-      bestEpoch: bestCheckpoint.epoch,
-      epochs: fit.epochs.length,
-      ensembleEpochs: checkpoints.map((entry) => entry.epoch),
-      test,
-      testAuc,
-      seconds: (performance.now() - started) / 1000,
-      history: { epochs: fit.epochs, evaluations: fit.evaluations },
-    };
+      records,
+      kept: checkpoints,
+      epochs: fit.epochs,
+      evaluations: fit.evaluations,
+      testRecords: features.test.records,
+      probabilities,
+      started,
+    });
   } finally {
     progress.finish();
     fit?.dispose();

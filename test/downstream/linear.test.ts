@@ -11,8 +11,8 @@ import {
   labelledRows,
   testPredictions,
   TopCheckpoints,
-} from '../../src/train/downstream.js';
-import { fitLinearHead, predictLinear } from '../../src/train/linear.js';
+} from '../../src/downstream/downstream.js';
+import { fitLinearHead, predictLinear } from '../../src/downstream/linear.js';
 
 /** Points in `dim` dimensions labelled by the side of a fixed hyperplane, kept off it by a margin. */
 function separable(count: number, dim: number, seed: number): { x: Float32Array; y: Float32Array } {

@@ -8,8 +8,8 @@
  * The binding passes one Scalar per call (not a Scalar list), so callers that
  * need per-tensor scalars group their tensors by that scalar first.
  */
-import { aten } from '../torch/aten.js';
-import type { Tensor } from '../torch/tensor.js';
+import { aten } from './aten.js';
+import type { Tensor } from './tensor.js';
 
 /** `xs[i] *= scalar` */
 export function mulScalar_(xs: Tensor[], scalar: number): void {

@@ -6,9 +6,9 @@ import { after, describe, test } from 'node:test';
 import { readDraw } from '../../src/data/fractions.js';
 import { ResNet, resnet18 } from '../../src/models/index.js';
 import * as torch from '../../src/torch/index.js';
-import { type DownstreamMetrics, runDownstream, resolveDownstreamConfig } from '../../src/train/runner.js';
-import { createBackbone, parseInit, prepareDownstreamData } from '../../src/train/setup.js';
-import { finetune } from '../../src/train/finetune.js';
+import { type DownstreamMetrics, runDownstream, resolveDownstreamConfig } from '../../src/downstream/runner.js';
+import { createBackbone, parseInit, prepareDownstreamData } from '../../src/downstream/setup.js';
+import { finetune } from '../../src/downstream/finetune.js';
 import { tempDir } from '../helpers/oracle.js';
 
 const quiet = { log: () => undefined, plainProgress: true };

@@ -14,7 +14,7 @@ import { MoCo } from '../../src/moco/model.js';
 import { resolvePretrainConfig } from '../../src/moco/pretrain.js';
 import { Adam, createScheduler } from '../../src/optim/index.js';
 import * as torch from '../../src/torch/index.js';
-import { GradScaler } from '../../src/train/grad-scaler.js';
+import { GradScaler } from '../../src/optim/grad-scaler.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
 const state = { scale: 1024, growth_factor: 2, backoff_factor: 0.5, growth_interval: 100, _growth_tracker: 37 };

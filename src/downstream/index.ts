@@ -11,12 +11,10 @@
  * ```
  */
 export {
-  abortError,
   CELL_DEFAULTS,
   checkFraction,
   epochsForFraction,
   evaluationSteps,
-  isAbortError,
   labelledRows,
   testPredictions,
   TopCheckpoints,
@@ -40,13 +38,11 @@ export {
   type DrawOptions,
   type InitSpec,
 } from './setup.js';
+export { evaluationView, mapImages, type EvalViewOptions, type ImageSet } from '../data/images.js';
 export {
   backboneFeatures,
-  evaluationView,
   extractFeatures,
   featureKey,
-  mapImages,
-  type EvalViewOptions,
   type FeatureOptions,
   type FeatureSet,
   type SplitFeatures,
@@ -76,4 +72,4 @@ export {
   type DownstreamRun,
   type FractionMetrics,
 } from './runner.js';
-export { Progress, formatDuration, type ProgressOptions } from './progress.js';
+export { Progress, formatDuration, type ProgressOptions } from '../util/progress.js';

@@ -138,18 +138,6 @@ export function checkCellOptions(options: CellOptions): void {
   if (options.lr !== undefined && !(options.lr > 0)) throw new RangeError(`lr must be positive, got ${options.lr}`);
 }
 
-/** The error a cell throws when its signal fires. */
-export function abortError(): Error {
-  const error = new Error('interrupted');
-  error.name = 'AbortError';
-  return error;
-}
-
-/** Whether `error` is a cell's {@link abortError}. */
-export function isAbortError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'AbortError';
-}
-
 /**
  * The rows of `records` whose label of `task` is known, with those labels:
  * masked (uncertain-ignored) labels are left out of evaluation, as MoCo-CXR does.

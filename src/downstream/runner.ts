@@ -19,8 +19,8 @@ import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
 import { type DrawUnit, writeDraw } from '../data/fractions.js';
 import { checkImageSize } from '../data/limits.js';
 import { UNCERTAINTY_POLICIES, type UncertaintyPolicy } from '../data/sources/index.js';
-import { bootstrapAuc, type Interval } from '../eval/bootstrap.js';
-import { aggregateByStudy } from '../eval/studies.js';
+import { type Interval } from '../eval/bootstrap.js';
+import { scoreOverDraws } from '../eval/draws.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
 import {
@@ -28,10 +28,9 @@ import {
   type DownstreamMode,
   type DownstreamResult,
   epochsForFraction,
-  isAbortError,
-  safeAuc,
   type TestPredictions,
 } from './downstream.js';
+import { isAbortError } from '../util/abort.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
@@ -378,29 +377,17 @@ export function downstreamMetrics(
       meanAuc: cells.reduce((sum, r) => sum + r.testAuc, 0) / cells.length,
     };
     if (options.bootstrap > 0 && sameTestSet(cells)) {
-      const labels = (cells[0] as DownstreamResult).test.labels;
+      const { labels, studyIds } = (cells[0] as DownstreamResult).test;
       const boot = { replicates: options.bootstrap, seed: options.seed };
-      entry.ci = bootstrapAuc(
-        cells.map((r) => r.test.scores),
-        labels,
-        boot,
-      );
-      const studyIds = (cells[0] as DownstreamResult).test.studyIds;
+      entry.ci = scoreOverDraws({ scores: cells.map((r) => r.test.scores), labels }, boot).ci;
       if (new Set(studyIds).size < studyIds.length) {
-        const perStudy = cells.map((r) => aggregateByStudy(r.test.studyIds, r.test.scores, r.test.labels));
-        const studyLabels = (perStudy[0] as ReturnType<typeof aggregateByStudy>).labels;
-        const ci = bootstrapAuc(
-          perStudy.map((s) => s.scores),
-          studyLabels,
-          boot,
-        );
-        entry.study = { meanAuc: ci.estimate, ci };
+        const { meanAuc, ci } = scoreOverDraws({ scores: cells.map((r) => r.test.scores), labels, studyIds }, boot);
+        entry.study = { meanAuc, ci };
       }
     } else if (new Set(cells[0]?.test.studyIds).size < (cells[0]?.test.studyIds.length ?? 0)) {
-      const aucs = cells.map((r) => {
-        const s = aggregateByStudy(r.test.studyIds, r.test.scores, r.test.labels);
-        return safeAuc(s.scores, s.labels);
-      });
+      const aucs = cells.map(
+        (r) => scoreOverDraws({ scores: [r.test.scores], labels: r.test.labels, studyIds: r.test.studyIds }).meanAuc,
+      );
       entry.study = { meanAuc: aucs.reduce((a, b) => a + b, 0) / aucs.length };
     }
     metrics.fractions.push(entry);

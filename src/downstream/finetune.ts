@@ -11,8 +11,8 @@ import { combineSeeds } from '../data/prng.js';
 import { type Backbone } from '../models/index.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
+import { abortError } from '../util/abort.js';
 import {
-  abortError,
   bestText,
   CELL_DEFAULTS,
   type CellOptions,
@@ -20,15 +20,13 @@ import {
   type DownstreamResult,
   type EpochSummary,
   epochsForFraction,
-  type Evaluation,
   evaluationSteps,
   labelledRows,
   safeAuc,
-  testPredictions,
-  TopCheckpoints,
 } from './downstream.js';
-import { mapImages } from './features.js';
-import { Progress } from './progress.js';
+import { mapImages } from '../data/images.js';
+import { Progress } from '../util/progress.js';
+import { cellResult, ModelSelection } from './selection.js';
 import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;
@@ -118,7 +116,9 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
 
   const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
-  const top = new TopCheckpoints<Weights>(options.ensemble ?? CELL_DEFAULTS.ensemble, (item) => torch.dispose(item));
+  const selection = new ModelSelection<Weights>(options.ensemble ?? CELL_DEFAULTS.ensemble, options.patience, (item) =>
+    torch.dispose(item),
+  );
   const progress = new Progress(`finetune ${options.init} f=${fraction} draw ${draw}`, epochCount * stepsPerEpoch, {
     plain: options.plainProgress,
   });
@@ -140,10 +140,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     model.to(device);
     model.train();
     const optimizer = new Adam(model.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
-    const evaluations: Evaluation[] = [];
     const epochs: EpochSummary[] = [];
-    let best = -Infinity;
-    let sinceBest = 0;
     let step = 0;
     let stop = false;
     for (let epoch = 1; epoch <= epochCount && !stop; epoch++) {
@@ -178,20 +175,13 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
         progress.update(
           (epoch - 1) * stepsPerEpoch + batch.index + 1,
           `epoch ${epoch}/${epochCount} loss ${(lossSum / Math.max(labelled, 1)).toFixed(4)} ` +
-            `${(images / trainSeconds).toFixed(1)} img/s best val AUC ${bestText(best)}`,
+            `${(images / trainSeconds).toFixed(1)} img/s best val AUC ${bestText(selection.best)}`,
         );
         if (options.signal?.aborted === true) throw abortError();
         if (evalAt.has(batch.index + 1)) {
           const valAuc = safeAuc(await score(valSplit), val.labels);
-          evaluations.push({ epoch, step, valAuc });
-          top.offer(epoch, step, valAuc, () => snapshot(model));
-          if (valAuc > best) {
-            best = valAuc;
-            sinceBest = 0;
-          } else if (options.patience !== undefined && ++sinceBest >= options.patience) {
-            stop = true;
-            break;
-          }
+          stop = selection.evaluate(epoch, step, valAuc, () => snapshot(model));
+          if (stop) break;
         }
         windowStart = performance.now();
       }
@@ -205,39 +195,30 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
       options.onEpoch?.(summary);
     }
 
-    const kept = top.entries;
-    const bestCheckpoint = kept[0];
-    if (bestCheckpoint === undefined) throw new Error('fine-tuning: no checkpoint has a validation AUC');
+    const kept = selection.selected('fine-tuning');
     const sum = new Float64Array(testSplit.records.length);
     for (const entry of kept) {
       model.loadStateDict(entry.item);
       const probabilities = await score(testSplit);
       for (let i = 0; i < sum.length; i++) sum[i]! += probabilities[i]!;
     }
-    const { test, testAuc } = testPredictions(
-      data.test.records,
-      task,
-      Array.from(sum, (value) => value / kept.length),
-    );
-    return {
+    return cellResult({
       mode: 'finetune',
       init: options.init,
       task,
       fraction,
       draw,
-      trainIds: records.map((record) => record.id),
-      valAuc: bestCheckpoint.valAuc,
-      bestEpoch: bestCheckpoint.epoch,
-      epochs: epochs.length,
-      ensembleEpochs: kept.map((entry) => entry.epoch),
-      test,
-      testAuc,
-      seconds: (performance.now() - started) / 1000,
-      history: { epochs, evaluations },
-    };
+      records,
+      kept,
+      epochs,
+      evaluations: selection.evaluations,
+      testRecords: data.test.records,
+      probabilities: Array.from(sum, (value) => value / kept.length),
+      started,
+    });
   } finally {
     progress.finish();
-    top.dispose();
+    selection.dispose();
     model.dispose();
   }
 }

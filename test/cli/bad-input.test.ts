@@ -342,7 +342,7 @@ describe('signals during a cache build', () => {
     await run.waitFor(/cache: building/, 60_000);
     run.child.kill('SIGTERM');
     await run.waitFor(
-      /waiting for \d+ image\(s\) still being read: .*stuck\.png \(a second interrupt quits at once\)/,
+      /waiting for \d+ image\(s\) still being read: .*stuck\.png.*\(a second interrupt quits at once\)/,
       30_000,
     );
     run.child.kill('SIGTERM');

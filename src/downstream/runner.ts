@@ -15,178 +15,24 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
-import { type DrawUnit, writeDraw } from '../data/fractions.js';
-import { checkImageSize } from '../data/limits.js';
-import { UNCERTAINTY_POLICIES, type UncertaintyPolicy } from '../data/sources/index.js';
+import { writeDraw } from '../data/fractions.js';
 import { type Interval } from '../eval/bootstrap.js';
 import { scoreOverDraws } from '../eval/draws.js';
-import { modelNames } from '../models/index.js';
-import * as torch from '../torch/index.js';
-import {
-  checkFraction,
-  type DownstreamMode,
-  type DownstreamResult,
-  epochsForFraction,
-  type TestPredictions,
-} from './downstream.js';
+import { type DownstreamMode, type DownstreamResult, epochsForFraction, type TestPredictions } from './downstream.js';
 import { isAbortError } from '../util/abort.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
-import { drawTrainingSet, type DownstreamData, parseInit, prepareDownstreamData } from './setup.js';
+import { type DownstreamConfig, type DownstreamInput, resolveDownstreamConfig } from './settings.js';
+import { drawTrainingSet, type DownstreamData, prepareDownstreamData } from './setup.js';
 
-/** Everything a downstream run is defined by. */
-export interface DownstreamConfig {
-  /** Training pool as `KIND:PATH`. */
-  train: string;
-  /** Test set as `KIND:PATH`. */
-  test: string;
-  /** Validation set as `KIND:PATH` (default: `valSplit` of the training patients). */
-  val?: string;
-  /** Share of the training patients held out for validation when `val` is not given. */
-  valSplit: number;
-  /** The label to learn (default: the source's own task). */
-  task?: string;
-  uncertain: UncertaintyPolicy;
-  /** Label fractions, each in (0, 1]. */
-  fractions: number[];
-  /** Draws of each fraction below 1 (a fraction of 1 has one draw: every draw would be the whole pool). */
-  draws: number;
-  per: DrawUnit;
-  seed: number;
-  /** 'random', a weights file (MoCo checkpoint, torchvision, ours), or NAME:FILE. */
-  init: string;
-  arch: string;
-  imageSize: number;
-  /** Side of the cached images (default: the image size). */
-  cacheSize: number;
-  normalize: NormalizationName;
-  /** Epochs for every fraction; 0: MoCo-CXR's by fraction (500, 107, 23, 5 for 0.1%, 1%, 10%, 100%). */
-  epochs: number;
-  lr: number;
-  batchSize: number;
-  /** Checkpoints averaged for the test prediction. */
-  ensemble: number;
-  /** Training images between evaluations within an epoch. */
-  evalEvery: number;
-  /** Evaluations without improvement before a cell stops; 0: never. */
-  patience: number;
-  /** Images per forward pass when extracting features or scoring. */
-  evalBatchSize: number;
-  /** Bootstrap resamples of the test set for the CIs; 0: none. */
-  bootstrap: number;
-  device: string;
-  /** The run folder. */
-  out: string;
-  cacheDir: string;
-  workers: number;
-}
-
-export const DOWNSTREAM_DEFAULTS: Omit<DownstreamConfig, 'train' | 'test'> = {
-  valSplit: 0.1,
-  uncertain: 'ignore',
-  fractions: [0.001, 0.01, 0.1, 1],
-  draws: 5,
-  per: 'patient',
-  seed: 0,
-  init: 'random',
-  arch: 'resnet18',
-  imageSize: 320,
-  cacheSize: 0,
-  normalize: 'imagenet',
-  epochs: 0,
-  lr: 1e-4,
-  batchSize: 16,
-  ensemble: 10,
-  evalEvery: 8192,
-  patience: 0,
-  evalBatchSize: 64,
-  bootstrap: 1000,
-  device: 'cpu',
-  out: 'runs/downstream',
-  cacheDir: '.moco-cxr-cache',
-  workers: 0,
-};
-
-/** What a caller may pass: fractions also as text ('0.001,0.01,0.1,1'). */
-export type DownstreamInput = Partial<Omit<DownstreamConfig, 'fractions'>> & {
-  train?: string;
-  test?: string;
-  fractions?: number[] | string;
-};
-
-function parseFractions(value: number[] | string): number[] {
-  const list =
-    typeof value === 'string'
-      ? value
-          .split(',')
-          .map((part) => part.trim())
-          .filter((part) => part !== '')
-          .map((part) => (Number.isFinite(Number(part)) ? Number(part) : NaN))
-      : value;
-  if (list.length === 0) throw new RangeError('fractions: expected a list such as 0.001,0.01,0.1,1');
-  for (const fraction of list) checkFraction(fraction, `fractions: each fraction`);
-  return [...new Set(list)];
-}
-
-/** Checks a configuration and fills its defaults; errors name the option. */
-export function resolveDownstreamConfig(input: DownstreamInput): DownstreamConfig {
-  if (typeof input.train !== 'string' || input.train === '') {
-    throw new TypeError('train: the training source is required (--train KIND:PATH)');
-  }
-  if (typeof input.test !== 'string' || input.test === '') {
-    throw new TypeError('test: the test source is required (--test KIND:PATH)');
-  }
-  const { fractions, ...rest } = input;
-  const config: DownstreamConfig = {
-    ...DOWNSTREAM_DEFAULTS,
-    ...(Object.fromEntries(
-      Object.entries(rest).filter(([, value]) => value !== undefined),
-    ) as Partial<DownstreamConfig>),
-    train: input.train,
-    test: input.test,
-    fractions: parseFractions(fractions ?? DOWNSTREAM_DEFAULTS.fractions),
-  };
-  const positive = ['imageSize', 'draws', 'batchSize', 'ensemble', 'evalEvery', 'evalBatchSize'] as const;
-  for (const key of positive) {
-    const value = config[key];
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${key} must be a positive integer, got ${value}`);
-  }
-  for (const key of ['cacheSize', 'epochs', 'patience', 'bootstrap', 'seed', 'workers'] as const) {
-    const value = config[key];
-    if (!Number.isInteger(value) || value < 0) {
-      throw new RangeError(`${key} must be a non-negative integer, got ${value}`);
-    }
-  }
-  if (!(config.lr > 0)) throw new RangeError(`lr must be positive, got ${config.lr}`);
-  if (config.val === undefined && !(config.valSplit > 0 && config.valSplit < 1)) {
-    throw new RangeError(`valSplit must be in (0, 1) when no validation source is given, got ${config.valSplit}`);
-  }
-  if (!UNCERTAINTY_POLICIES.includes(config.uncertain)) {
-    throw new RangeError(`uncertain must be one of ${UNCERTAINTY_POLICIES.join(', ')}, got '${config.uncertain}'`);
-  }
-  if (config.per !== 'patient' && config.per !== 'image') {
-    throw new RangeError(`per must be 'patient' or 'image', got '${String(config.per)}'`);
-  }
-  if (!Object.hasOwn(NORMALIZATIONS, config.normalize)) {
-    throw new RangeError(
-      `normalize must be one of ${Object.keys(NORMALIZATIONS).join(', ')}, got '${String(config.normalize)}'`,
-    );
-  }
-  if (!modelNames().includes(config.arch)) {
-    throw new RangeError(`arch: unknown model '${config.arch}'; available: ${modelNames().join(', ')}`);
-  }
-  checkImageSize('imageSize', config.imageSize);
-  if (config.cacheSize === 0) config.cacheSize = config.imageSize;
-  checkImageSize('cacheSize', config.cacheSize);
-  if (config.cacheSize < config.imageSize) {
-    throw new RangeError(`cacheSize (${config.cacheSize}) must be at least imageSize (${config.imageSize})`);
-  }
-  parseInit(config.init);
-  torch.checkDevice(config.device);
-  return config;
-}
+export {
+  DOWNSTREAM_DEFAULTS,
+  DOWNSTREAM_SETTINGS,
+  type DownstreamConfig,
+  type DownstreamInput,
+  resolveDownstreamConfig,
+} from './settings.js';
 
 /** The configuration keys a cell's numbers depend on: a run folder holds results of one setting of them. */
 const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [

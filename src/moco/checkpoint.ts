@@ -9,7 +9,7 @@ import { type Adam, type LRScheduler, type SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { type GradScaler } from '../optim/grad-scaler.js';
 import { type MoCo } from './model.js';
-import { type PretrainConfig } from './pretrain.js';
+import { type PretrainConfig } from './settings.js';
 
 /** Where a run stands: finished epochs, batches done in the current epoch, steps in all. */
 export interface PretrainPosition {

@@ -1,15 +1,14 @@
 /** MoCo v2: the model, its tensor pieces, and the pretraining loop. */
 export { MoCo, type MoCoOptions, type MoCoOutput } from './model.js';
 export { contrastiveLogits, infoNce, enqueueKeys, momentumUpdate } from './contrastive.js';
+export { pretrain, type PretrainResult, type PretrainHooks } from './pretrain.js';
 export {
-  pretrain,
-  checkResumable,
   resolvePretrainConfig,
   parseSchedule,
   parseShuffleBn,
   PRETRAIN_DEFAULTS,
+  PRETRAIN_SETTINGS,
+  RESUMABLE_SETTINGS,
   type PretrainConfig,
-  type PretrainResult,
-  type PretrainHooks,
-} from './pretrain.js';
-export { RESUMABLE_SETTINGS, type SettingChange } from './run-folder.js';
+} from './settings.js';
+export { checkResumable, type SettingChange } from './run-folder.js';

@@ -1,35 +1,13 @@
 /**
- * The pretraining run folder's bookkeeping: which settings a resumed run may
- * change, what a fresh start finds there, the temporary files an interrupted
+ * The pretraining run folder's bookkeeping: whether a run may be resumed with
+ * its settings, its `config.json`, what a fresh start finds there, the temporary files an interrupted
  * checkpoint write leaves, and metrics rows written after the last checkpoint.
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { type PretrainConfig } from './pretrain.js';
-
-/**
- * Settings that a resumed run may change, because they decide how or how long
- * the run is computed and reported, not what it computes: the epochs to run
- * (more extend it; the schedule must not depend on them, see `epochsShapeSchedule`),
- * the step limit, logging and checkpoint intervals, decoding threads, the cache
- * and run folders' locations, the device and memory layout, and the kNN monitor.
- * Every other setting (data, model, optimizer, rates, schedule, queue, batch
- * size, seed, precision...) defines the run, and changing it is refused.
- */
-export const RESUMABLE_SETTINGS: readonly (keyof PretrainConfig)[] = [
-  'epochs',
-  'maxSteps',
-  'logEvery',
-  'checkpointEvery',
-  'workers',
-  'cacheDir',
-  'out',
-  'device',
-  'memoryFormat',
-  'monitor',
-  'monitorTask',
-];
+import { type PretrainPosition, readCheckpointSummary } from './checkpoint.js';
+import { PRETRAIN_DEFAULTS, type PretrainConfig, RESUMABLE_SETTINGS } from './settings.js';
 
 /** One setting that differs between a stored run and a new request. */
 export interface SettingChange {
@@ -189,4 +167,51 @@ export function trimMetrics(path: string, step: number): number {
   writeFileSync(temporary, kept.map((line) => `${line}\n`).join(''));
   renameSync(temporary, path);
   return lines.length - kept.length;
+}
+
+/**
+ * Checks that a run folder may be resumed with `config`: it holds a
+ * pretraining checkpoint, and no setting that defines the run differs from
+ * those it was started with (the checkpoint's own record, or `config.json`
+ * for checkpoints of older versions). Returns the changes that are allowed
+ * (see `RESUMABLE_SETTINGS`) and the checkpoint's position; throws an Error
+ * listing every refused change as `key: stored → new`.
+ */
+export function checkResumable(
+  runDir: string,
+  config: PretrainConfig,
+): { allowed: SettingChange[]; position: PretrainPosition; storedIn: string | undefined } {
+  const lastPath = join(runDir, 'last.pt');
+  if (!existsSync(lastPath)) {
+    throw new Error(
+      `resume: ${lastPath} does not exist (a run saves its first checkpoint when its first epoch ends, or on ` +
+        'Ctrl-C); start the run without --resume',
+    );
+  }
+  const summary = readCheckpointSummary(lastPath);
+  const fromFile = summary.config === undefined ? readRunConfig(runDir) : undefined;
+  const stored = summary.config ?? fromFile;
+  const storedIn =
+    summary.config !== undefined ? lastPath : fromFile !== undefined ? join(runDir, 'config.json') : undefined;
+  if (stored === undefined) return { allowed: [], position: summary.position, storedIn };
+  const changes = settingChanges(stored, config, PRETRAIN_DEFAULTS);
+  const refused = changes.filter((change) => change.refused !== undefined);
+  if (refused.length > 0) {
+    throw new Error(
+      `resume: ${runDir} was started with other settings (recorded in ${storedIn}):\n${describeChanges(refused)}\n` +
+        `A resumed run keeps the settings that define it; only ${RESUMABLE_SETTINGS.join(', ')} may change. ` +
+        'Resume with the recorded values, or start a new run with another --out.',
+    );
+  }
+  return { allowed: changes, position: summary.position, storedIn };
+}
+
+/** Writes the run's `config.json`, saying so when a resumed run's allowed changes alter it. */
+export function writeRunConfig(runDir: string, config: PretrainConfig, log: (line: string) => void): void {
+  const file = join(runDir, 'config.json');
+  const text = `${JSON.stringify({ ...config, command: 'pretrain' }, null, 2)}\n`;
+  const before = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+  if (before === text) return;
+  writeFileSync(file, text);
+  if (before !== undefined) log(`${file}: rewritten with this run's settings`);
 }

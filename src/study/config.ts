@@ -12,7 +12,7 @@ import { type NormalizationName } from '../data/augment.js';
 import { type DrawUnit } from '../data/fractions.js';
 import { MAX_IMAGE_SIZE } from '../data/limits.js';
 import { type UncertaintyPolicy } from '../data/sources/index.js';
-import { PRETRAIN_DEFAULTS, type PretrainConfig } from '../moco/pretrain.js';
+import { PRETRAIN_SETTINGS, type PretrainConfig } from '../moco/pretrain.js';
 import { type TrainingMode } from './results.js';
 
 /** One evaluation target: the source task, or a transfer target. */
@@ -196,7 +196,7 @@ export function resolveStudyConfig(
     pretrain = { checkpoint: relativeTo(base, r.string(pretrainObject, 'checkpoint')) };
   } else {
     // The study sets the run folder itself (OUT/pretrain).
-    const known = ['data', ...Object.keys(PRETRAIN_DEFAULTS).filter((key) => key !== 'out')];
+    const known = PRETRAIN_SETTINGS.map((setting) => setting.key).filter((key) => key !== 'out');
     r.known(pretrainObject, 'pretrain.', known);
     const data = r.string(pretrainObject, 'data');
     pretrain = { ...(pretrainObject as Partial<PretrainConfig>), data: relativeTo(base, data) };

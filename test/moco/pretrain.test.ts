@@ -131,8 +131,14 @@ describe('pretrain settings', () => {
       /queue \(30\) must be a multiple of batchSize \(8\)/,
     );
     assert.throws(() => resolvePretrainConfig({ data: 'x', schedule: 'weekly' }), /schedule 'weekly'/);
-    assert.throws(() => resolvePretrainConfig({ data: 'x', shuffleBn: 'split:x' }), /shuffle-bn 'split:x'/);
-    assert.throws(() => resolvePretrainConfig({ data: 'x', init: '/nope.pt' }), /no such weights file '\/nope.pt'/);
+    assert.throws(
+      () => resolvePretrainConfig({ data: 'x', shuffleBn: 'split:x' }),
+      /shuffleBn 'split:x': expected 'off' or 'split:N'/,
+    );
+    assert.throws(
+      () => resolvePretrainConfig({ data: 'x', init: '/nope.pt' }),
+      /init '\/nope.pt': no such weights file/,
+    );
     assert.throws(() => resolvePretrainConfig({ data: 'x', epochs: 0 }), /epochs must be a positive integer/);
   });
 

@@ -210,3 +210,16 @@ export function flagsOf(table: readonly Setting[]): SettingFlag[] {
 export function resumableKeys<const T extends readonly Setting[]>(table: T): T[number]['key'][] {
   return table.filter((s) => s.resumable === true).map((s) => s.key);
 }
+
+/**
+ * The problem a parser finds in a value, for a setting's `check`: its error
+ * message without the leading key (the resolver puts the key in front).
+ */
+export function parsingProblem(key: string, parse: () => unknown): string | undefined {
+  try {
+    parse();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(new RegExp(`^${key} `), '');
+  }
+}

@@ -36,3 +36,6 @@ export function checkImageSize(name: string, value: unknown): void {
     throw new RangeError(`${name} ${value} is above the limit of ${MAX_IMAGE_SIZE} px (${IMAGE_SIZE_LIMIT_REASON})`);
   }
 }
+
+/** The bound of every image-side setting (image and cache sizes), with its reason. */
+export const IMAGE_SIDE_SETTING = { max: MAX_IMAGE_SIZE, maxReason: IMAGE_SIZE_LIMIT_REASON } as const;

@@ -3,26 +3,14 @@
  * declared once: the flags, the `--config` YAML keys, the defaults, the checks
  * and `--help` come from this table.
  */
-import { defaultsOf, resolve, type Setting, type SettingsOf } from '../config/settings.js';
+import { defaultsOf, parsingProblem, resolve, type Setting, type SettingsOf } from '../config/settings.js';
 import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
-import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
+import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
 import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
 import { checkFraction } from './downstream.js';
 import { parseInit } from './setup.js';
-
-/** The problem `parse` finds in a value, without the key its message starts with. */
-function parsingProblem(key: string, parse: () => unknown): string | undefined {
-  try {
-    parse();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.replace(new RegExp(`^${key} `), '');
-  }
-}
-
-const imageSide = { max: MAX_IMAGE_SIZE, maxReason: IMAGE_SIZE_LIMIT_REASON } as const;
 
 /** Every setting of a downstream run; defaults follow MoCo-CXR's supervised training. */
 export const DOWNSTREAM_SETTINGS = [

@@ -5,8 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 
-import { defaultsOf, resolve, resumableKeys, type Setting, type SettingsOf } from '../config/settings.js';
-import { IMAGE_SIZE_LIMIT_REASON, MAX_IMAGE_SIZE } from '../data/limits.js';
+import {
+  defaultsOf,
+  parsingProblem,
+  resolve,
+  resumableKeys,
+  type Setting,
+  type SettingsOf,
+} from '../config/settings.js';
+import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
 import type { ScheduleSpec } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 
@@ -38,18 +45,6 @@ export function parseShuffleBn(text: string): number {
   if (match === null || Number(match[1]) < 1) throw new RangeError(`shuffleBn '${text}': expected 'off' or 'split:N'`);
   return Number(match[1]);
 }
-
-/** The problem `parse` finds in a value, without the key its message starts with. */
-function parsingProblem(key: string, parse: () => unknown): string | undefined {
-  try {
-    parse();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.replace(new RegExp(`^${key} `), '');
-  }
-}
-
-const imageSide = { max: MAX_IMAGE_SIZE, maxReason: IMAGE_SIZE_LIMIT_REASON } as const;
 
 /** Every setting of a pretraining run. `resumable` ones decide how or how long a run is computed, not what. */
 export const PRETRAIN_SETTINGS = [

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as torch from '../src/torch/index.js';
-import { epochsForFraction } from '../src/downstream/downstream.js';
+import { epochsForFraction } from '../src/downstream/cell.js';
 import { extractFeatures } from '../src/downstream/features.js';
 import { finetune } from '../src/downstream/finetune.js';
 import { fitLinearHead } from '../src/downstream/linear.js';

@@ -6,33 +6,27 @@
 import { resolve } from 'node:path';
 
 import { type Interval } from '../eval/bootstrap.js';
-import { demoStudyConfig } from '../study/demo.js';
+import { flagsOf, resolve as resolveSettings } from '../config/settings.js';
+import { DEMO_SETTINGS, demoStudyConfig } from '../study/demo.js';
 import { formatDifference, formatFraction, formatInterval } from '../study/report.js';
 import { runStudy } from '../study/grid.js';
 import type { Command } from './command.js';
-import { parseCommandLine, withInterrupt } from './options.js';
+import { helpText, parseFlags, withInterrupt } from './options.js';
+
+const FLAGS = flagsOf(DEMO_SETTINGS);
 
 export const command: Command = {
   async run(argv) {
-    const { values, positionals } = parseCommandLine(argv, {
-      out: { type: 'string', default: 'runs/demo', value: 'a folder' },
-      quick: { type: 'boolean' },
-      seed: { type: 'string', default: '0', value: 'a non-negative integer' },
-      plain: { type: 'boolean' },
-      help: { type: 'boolean' },
-    });
+    const { values: given, help, positionals } = parseFlags(argv, FLAGS);
     if (positionals.length > 0) throw new TypeError(`unexpected argument '${positionals[0]}'`);
-    if (values.help === true) {
-      console.log('usage: moco-cxr demo [--quick] [--out DIR] [--seed S] [--plain]');
+    if (help) {
+      console.log(helpText('usage: moco-cxr demo [options]', FLAGS));
       return 0;
     }
-    const seed = Number(values.seed);
-    if (!Number.isInteger(seed) || seed < 0)
-      throw new TypeError(`--seed must be a non-negative integer, got '${values.seed}'`);
-    const out = resolve(values.out ?? 'runs/demo');
-    const config = demoStudyConfig({ out, quick: values.quick === true, seed });
+    const values = resolveSettings(DEMO_SETTINGS, given);
+    const config = demoStudyConfig({ out: resolve(values.out), quick: values.quick, seed: values.seed });
     const started = performance.now();
-    const outcome = await withInterrupt((signal) => runStudy(config, { signal, plainProgress: values.plain === true }));
+    const outcome = await withInterrupt((signal) => runStudy(config, { signal, plainProgress: values.plain }));
     const minutes = (performance.now() - started) / 60000;
     console.log(`${outcome.message} (${minutes.toFixed(1)} min)`);
     if (outcome.report !== undefined) {

@@ -3,7 +3,14 @@ import { createRequire } from 'node:module';
 
 import * as torch from '../torch/index.js';
 import type { Command } from './command.js';
-import { parseCommandLine } from './options.js';
+import { flagsOf, type Setting } from '../config/settings.js';
+import { helpText, parseFlags } from './options.js';
+
+/** The doctor's settings. */
+export const DOCTOR_SETTINGS = [
+  { key: 'json', type: 'boolean', default: false, help: 'print JSON for scripts' },
+] as const satisfies readonly Setting[];
+const FLAGS = flagsOf(DOCTOR_SETTINGS);
 
 function blasInUse(config: string): string {
   const match = /BLAS_INFO=([^,\s]+)/.exec(config);
@@ -29,11 +36,14 @@ function selfTest(): string | undefined {
 
 export const command: Command = {
   run(argv) {
-    const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' }, help: { type: 'boolean' } });
+    const { values, help, positionals } = parseFlags(argv, FLAGS);
     if (positionals.length > 0) throw new TypeError(`unexpected argument '${positionals[0]}'`);
-    if (values.help === true) {
+    if (help) {
       console.log(
-        'usage: moco-cxr doctor [--json]\n\nPrints the engine build, threads and devices; exit 0 when it works.',
+        helpText(
+          'usage: moco-cxr doctor [--json]\n\nPrints the engine build, threads and devices; exit 0 when it works.',
+          FLAGS,
+        ),
       );
       return Promise.resolve(0);
     }

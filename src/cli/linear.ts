@@ -3,7 +3,7 @@
  * fraction and draw. The options are those of `moco-cxr finetune` too.
  */
 import { flagsOf } from '../config/settings.js';
-import { type DownstreamMode } from '../downstream/downstream.js';
+import { type DownstreamMode } from '../downstream/cell.js';
 import { DOWNSTREAM_SETTINGS, runDownstream, type DownstreamInput } from '../downstream/runner.js';
 import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags, withInterrupt } from './options.js';

@@ -6,8 +6,8 @@
  * every floor may declare its table beside the code that uses it.
  */
 
-/** How a setting's value is written; 'numbers' is a list, on the command line comma-separated. */
-export type SettingType = 'string' | 'int' | 'number' | 'boolean' | 'numbers';
+/** How a setting's value is written; 'numbers' and 'strings' are lists, on the command line comma-separated. */
+export type SettingType = 'string' | 'int' | 'number' | 'boolean' | 'numbers' | 'strings';
 
 /** The values a number takes: above 0, or 0 and above. */
 export type SettingRange = 'positive' | 'non-negative';
@@ -20,7 +20,7 @@ export interface Setting {
   readonly flag?: string | null;
   readonly type: SettingType;
   /** The value when none is given (absent only where `required` is set). */
-  readonly default?: string | number | boolean | readonly number[];
+  readonly default?: string | number | boolean | readonly number[] | readonly string[];
   /** What a missing required setting should be, in words ("--data KIND:PATH is required (...)"). */
   readonly required?: string;
   /** A setting that may stay unset (neither default nor required): what unset means, for `--help`. */
@@ -30,7 +30,7 @@ export interface Setting {
   /** For numbers: the largest value, and why (said when a value passes it). */
   readonly max?: number;
   readonly maxReason?: string;
-  /** For text: the only values accepted. */
+  /** For text (and each item of a list of text): the only values accepted. */
   readonly oneOf?: readonly string[];
   /**
    * A further check of a well-typed value: the problem in words, or undefined
@@ -38,7 +38,7 @@ export interface Setting {
    * or ": unknown model 'vgg'").
    */
   readonly check?: (value: never) => string | undefined;
-  /** A line of help (the default is added by {@link helpOf}). */
+  /** A line of help (the default is added by {@link helpLine}). */
   readonly help: string;
   /** How `--help` states the default, where the value alone would not say it ("the image size"). */
   readonly defaultHelp?: string;
@@ -47,15 +47,19 @@ export interface Setting {
 }
 
 /** A setting's value type. */
-type ValueOf<S> = S extends { readonly oneOf: readonly (infer U)[] }
-  ? U
-  : S extends { readonly type: 'int' | 'number' }
-    ? number
-    : S extends { readonly type: 'boolean' }
-      ? boolean
-      : S extends { readonly type: 'numbers' }
-        ? number[]
-        : string;
+type ValueOf<S> = S extends { readonly type: 'strings' }
+  ? S extends { readonly oneOf: readonly (infer U)[] }
+    ? U[]
+    : string[]
+  : S extends { readonly oneOf: readonly (infer U)[] }
+    ? U
+    : S extends { readonly type: 'int' | 'number' }
+      ? number
+      : S extends { readonly type: 'boolean' }
+        ? boolean
+        : S extends { readonly type: 'numbers' }
+          ? number[]
+          : string;
 
 /** The configuration a table declares: every key with its value type (optional ones may be undefined). */
 export type SettingsOf<T extends readonly Setting[]> = {
@@ -83,6 +87,10 @@ export function defaultsOf<const T extends readonly Setting[]>(table: T): Defaul
 
 /** What a value of the setting is, in words: "a positive integer". */
 export function valueWords(setting: Pick<Setting, 'type' | 'range' | 'oneOf'>): string {
+  if (setting.type === 'strings') {
+    const item = setting.oneOf === undefined ? 'text' : setting.oneOf.map((v) => `'${v}'`).join(', ');
+    return `a list of ${item}`;
+  }
   if (setting.oneOf !== undefined) return `one of ${setting.oneOf.map((v) => `'${v}'`).join(', ')}`;
   if (setting.type === 'boolean') return 'true or false';
   if (setting.type === 'string') return 'text';
@@ -102,6 +110,10 @@ export function problemWith(setting: Setting, value: unknown): string | undefine
       break;
     case 'numbers':
       if (!Array.isArray(value) || value.length === 0 || value.some((n) => typeof n !== 'number')) return expected;
+      break;
+    case 'strings':
+      if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string')) return expected;
+      if (setting.oneOf !== undefined && value.some((v) => !setting.oneOf!.includes(v as string))) return expected;
       break;
     case 'string':
       if (typeof value !== 'string') return expected;
@@ -129,43 +141,108 @@ function numberList(text: string): number[] {
     .map((part) => (part === '' ? NaN : Number(part)));
 }
 
+/** Comma-separated text as a list. */
+function textList(text: string): string[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+/**
+ * Refuses keys of `partial` that `keys` does not hold, naming the first one
+ * (after `where` and the block's `prefix`, as in "study.yaml: training.lr").
+ */
+export function refuseUnknownKeys(
+  keys: readonly string[],
+  partial: Readonly<Record<string, unknown>>,
+  where = '',
+  prefix = '',
+): void {
+  for (const key of Object.keys(partial)) {
+    if (!keys.includes(key) && partial[key] !== undefined) {
+      throw new RangeError(`${where}unknown key '${prefix}${key}'; known keys: ${keys.join(', ')}`);
+    }
+  }
+}
+
 /**
  * Fills a table's defaults into `partial` and checks every value, throwing a
- * RangeError that names the key (prefixed by `where`, e.g. a file and block)
- * and what was expected. Keys the table does not declare are refused.
+ * RangeError that names the key (after `where`, e.g. a file, and `prefix`, the
+ * block inside it, as in "training.") and what was expected. Keys the table
+ * does not declare are refused.
  */
 export function resolve<const T extends readonly Setting[]>(
   table: T,
   partial: Readonly<Record<string, unknown>>,
   where = '',
+  prefix = '',
 ): SettingsOf<T> {
-  const known = new Set(table.map((s) => s.key));
-  for (const key of Object.keys(partial)) {
-    if (!known.has(key) && partial[key] !== undefined) {
-      throw new RangeError(`${where}unknown key '${key}'; known keys: ${[...known].join(', ')}`);
-    }
-  }
+  refuseUnknownKeys(
+    table.map((s) => s.key),
+    partial,
+    where,
+    prefix,
+  );
   const out: Record<string, unknown> = {};
   for (const setting of table) {
     let value = partial[setting.key] ?? setting.default;
     if (setting.type === 'numbers' && typeof value === 'string') value = numberList(value);
+    if (setting.type === 'strings' && typeof value === 'string') value = textList(value);
     if (value === undefined) {
       if (setting.optional !== undefined) continue;
-      throw new RangeError(`${where}${setting.required ?? `${setting.key} is required`}`);
+      throw new RangeError(`${where}${setting.required ?? `${prefix}${setting.key} is required`}`);
     }
     const problem = problemWith(setting, value);
     if (problem !== undefined)
-      throw new RangeError(`${where}${setting.key}${problem.startsWith(':') ? '' : ' '}${problem}`);
+      throw new RangeError(`${where}${prefix}${setting.key}${problem.startsWith(':') ? '' : ' '}${problem}`);
     out[setting.key] = value;
   }
   return out as SettingsOf<T>;
+}
+
+/**
+ * A setting declared elsewhere, adapted to another entry point: `changes`
+ * replace its fields (another default, help, or `flag: null` for a YAML-only
+ * block). So an entry point that runs another one's code (a study running
+ * downstream cells) reuses that one's declaration instead of repeating it.
+ */
+export function adapt<const S extends Setting, const C extends Partial<Setting>>(
+  setting: S,
+  changes: C,
+): Omit<S, keyof C> & C {
+  return { ...setting, ...changes } as Omit<S, keyof C> & C;
+}
+
+/** A setting made optional: unset means what `meaning` says (its default, if any, is dropped). */
+export function optionalAs<const S extends Setting>(
+  setting: S,
+  meaning: string,
+  changes: Partial<Setting> = {},
+): Omit<S, 'default' | 'defaultHelp' | 'required'> & { readonly optional: string } {
+  const { default: _default, defaultHelp: _help, required: _required, ...rest } = setting;
+  return { ...rest, ...changes, optional: meaning } as Omit<S, 'default' | 'defaultHelp' | 'required'> & {
+    readonly optional: string;
+  };
+}
+
+/** The settings of `table` with the given keys, in the order of `keys`. */
+export function pick<const T extends readonly Setting[], const K extends T[number]['key']>(
+  table: T,
+  keys: readonly K[],
+): Extract<T[number], { readonly key: K }>[] {
+  return keys.map((key) => {
+    const setting = table.find((s) => s.key === key);
+    if (setting === undefined) throw new Error(`no setting '${key}'`);
+    return setting as Extract<T[number], { readonly key: K }>;
+  });
 }
 
 /** A command-line flag of a setting (the shape `cli/options.ts` parses). */
 export interface SettingFlag {
   name: string;
   key: string;
-  type: Exclude<SettingType, 'numbers'>;
+  type: Exclude<SettingType, 'numbers' | 'strings'>;
   help: string;
   range?: SettingRange;
   max?: number;
@@ -196,7 +273,7 @@ export function flagsOf(table: readonly Setting[]): SettingFlag[] {
       name,
       key: setting.key,
       // A list is written as comma-separated text on the command line.
-      type: setting.type === 'numbers' ? 'string' : setting.type,
+      type: setting.type === 'numbers' || setting.type === 'strings' ? 'string' : setting.type,
       help: helpLine(setting),
       ...(setting.range === undefined ? {} : { range: setting.range }),
       ...(setting.max === undefined ? {} : { max: setting.max }),

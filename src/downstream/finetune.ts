@@ -14,7 +14,6 @@ import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
 import {
   bestText,
-  CELL_DEFAULTS,
   type CellOptions,
   checkCellOptions,
   type DownstreamResult,
@@ -23,10 +22,11 @@ import {
   evaluationSteps,
   labelledRows,
   safeAuc,
-} from './downstream.js';
+} from './cell.js';
 import { mapImages } from '../data/images.js';
 import { Progress } from '../util/progress.js';
 import { cellResult, ModelSelection } from './selection.js';
+import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;
@@ -83,10 +83,10 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   const { data, fraction, draw, seed } = options;
   const task = data.task;
   const device = torch.checkDevice(options.device ?? 'cpu');
-  const batchSize = options.batchSize ?? CELL_DEFAULTS.batchSize;
+  const batchSize = options.batchSize ?? DOWNSTREAM_DEFAULTS.batchSize;
   const records =
     options.trainRecords === undefined
-      ? drawTrainingSet(data.train.records, { task, fraction, draw, seed, per: options.per ?? CELL_DEFAULTS.per })
+      ? drawTrainingSet(data.train.records, { task, fraction, draw, seed, per: options.per ?? DOWNSTREAM_DEFAULTS.per })
           .records
       : [...options.trainRecords];
   const epochCount = options.epochs ?? epochsForFraction(fraction);
@@ -113,11 +113,13 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     throw new Error(`${loader.missing.length} training records have no cached image, e.g. '${loader.missing[0]}'`);
   }
   const stepsPerEpoch = loader.batchesPerEpoch;
-  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
+  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? DOWNSTREAM_DEFAULTS.evalEvery);
 
   const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
-  const selection = new ModelSelection<Weights>(options.ensemble ?? CELL_DEFAULTS.ensemble, options.patience, (item) =>
-    torch.dispose(item),
+  const selection = new ModelSelection<Weights>(
+    options.ensemble ?? DOWNSTREAM_DEFAULTS.ensemble,
+    options.patience,
+    (item) => torch.dispose(item),
   );
   const progress = new Progress(`finetune ${options.init} f=${fraction} draw ${draw}`, epochCount * stepsPerEpoch, {
     plain: options.plainProgress,
@@ -139,7 +141,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   try {
     model.to(device);
     model.train();
-    const optimizer = new Adam(model.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
+    const optimizer = new Adam(model.parameters(), { lr: options.lr ?? DOWNSTREAM_DEFAULTS.lr });
     const epochs: EpochSummary[] = [];
     let step = 0;
     let stop = false;

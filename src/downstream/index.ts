@@ -11,7 +11,6 @@
  * ```
  */
 export {
-  CELL_DEFAULTS,
   checkFraction,
   epochsForFraction,
   evaluationSteps,
@@ -25,7 +24,7 @@ export {
   type Evaluation,
   type Kept,
   type TestPredictions,
-} from './downstream.js';
+} from './cell.js';
 export {
   createBackbone,
   drawTrainingSet,

@@ -18,7 +18,6 @@ import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
 import {
   bestText,
-  CELL_DEFAULTS,
   type CellOptions,
   checkCellOptions,
   type DownstreamResult,
@@ -29,10 +28,11 @@ import {
   labelArrays,
   labelledRows,
   safeAuc,
-} from './downstream.js';
+} from './cell.js';
 import { type FeatureSet } from './features.js';
 import { Progress } from '../util/progress.js';
 import { cellResult, ModelSelection } from './selection.js';
+import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { drawTrainingSet } from './setup.js';
 
 type Tensor = torch.Tensor;
@@ -111,15 +111,15 @@ export async function fitLinearHead(
   if (val.features.shape[0] !== val.labels.length) {
     throw new RangeError(`linear head: ${val.features.shape[0]} validation rows but ${val.labels.length} labels`);
   }
-  const batchSize = options.batchSize ?? CELL_DEFAULTS.batchSize;
+  const batchSize = options.batchSize ?? DOWNSTREAM_DEFAULTS.batchSize;
   const stepsPerEpoch = Math.ceil(count / batchSize);
-  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
+  const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? DOWNSTREAM_DEFAULTS.evalEvery);
 
   torch.manualSeed(combineSeeds(options.seed, HEAD_INIT_STREAM));
   const head = new Linear(dim, 1);
-  const optimizer = new Adam(head.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
+  const optimizer = new Adam(head.parameters(), { lr: options.lr ?? DOWNSTREAM_DEFAULTS.lr });
   const selection = new ModelSelection<HeadWeights>(
-    options.ensemble ?? CELL_DEFAULTS.ensemble,
+    options.ensemble ?? DOWNSTREAM_DEFAULTS.ensemble,
     options.patience,
     (item) => torch.dispose(item),
   );
@@ -255,7 +255,7 @@ export async function linearProbe(options: LinearProbeOptions): Promise<Downstre
   const pool = features.train.records;
   const records =
     options.trainRecords === undefined
-      ? drawTrainingSet(pool, { task, fraction, draw, seed, per: options.per ?? CELL_DEFAULTS.per }).records
+      ? drawTrainingSet(pool, { task, fraction, draw, seed, per: options.per ?? DOWNSTREAM_DEFAULTS.per }).records
       : [...options.trainRecords];
   const epochCount = options.epochs ?? epochsForFraction(fraction);
   const { labels, mask } = labelArrays(records, task);

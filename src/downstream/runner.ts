@@ -12,19 +12,21 @@
  *   the mean over draws (the test set resampled, as MoCo-CXR does);
  * - `features/` (linear): the frozen features, reused by reruns.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { writeDraw } from '../data/fractions.js';
-import { type Interval } from '../eval/bootstrap.js';
-import { scoreOverDraws } from '../eval/draws.js';
-import { type DownstreamMode, type DownstreamResult, epochsForFraction, type TestPredictions } from './downstream.js';
+import { type DownstreamMode, type DownstreamResult, epochsForFraction } from './cell.js';
 import { isAbortError } from '../util/abort.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
-import { type DownstreamConfig, type DownstreamInput, resolveDownstreamConfig } from './settings.js';
+import { type DownstreamInput, resolveDownstreamConfig } from './settings.js';
 import { drawTrainingSet, type DownstreamData, prepareDownstreamData } from './setup.js';
+import { downstreamMetrics, type DownstreamMetrics, summaryTable } from './metrics.js';
+import { cellName, checkRunFolder, readFinished, writeCell, writeFileAtomically } from './run-folder.js';
+
+export { downstreamMetrics, type DownstreamMetrics, type FractionMetrics } from './metrics.js';
 
 export {
   DOWNSTREAM_DEFAULTS,
@@ -33,52 +35,6 @@ export {
   type DownstreamInput,
   resolveDownstreamConfig,
 } from './settings.js';
-
-/** The configuration keys a cell's numbers depend on: a run folder holds results of one setting of them. */
-const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
-  'train',
-  'test',
-  'val',
-  'valSplit',
-  'task',
-  'uncertain',
-  'per',
-  'seed',
-  'init',
-  'arch',
-  'imageSize',
-  'cacheSize',
-  'normalize',
-  'epochs',
-  'lr',
-  'batchSize',
-  'ensemble',
-  'evalEvery',
-  'patience',
-];
-
-/** Metrics of one label fraction over its draws. */
-export interface FractionMetrics {
-  fraction: number;
-  epochs: number;
-  draws: { draw: number; testAuc: number; valAuc: number; bestEpoch: number; trainImages: number }[];
-  /** Mean of the draws' test AUCs. */
-  meanAuc: number;
-  /** Bootstrap CI of the mean over draws (test set resampled); absent without bootstrap. */
-  ci?: Interval;
-  /** The same per study (max over a study's images), where studies hold several images. */
-  study?: { meanAuc: number; ci?: Interval };
-}
-
-/** The metrics file. */
-export interface DownstreamMetrics {
-  mode: DownstreamMode;
-  init: string;
-  task: string;
-  arch: string;
-  testImages: number;
-  fractions: FractionMetrics[];
-}
 
 /** How a run ended. */
 export interface DownstreamRun {
@@ -105,152 +61,6 @@ export function gridCells(fractions: readonly number[], draws: number): { fracti
   return fractions.flatMap((fraction) =>
     Array.from({ length: fraction === 1 ? 1 : draws }, (_, draw) => ({ fraction, draw })),
   );
-}
-
-const cellName = (fraction: number, draw: number): string => `f${fraction}-d${draw}`;
-
-function writeFileAtomically(path: string, text: string): void {
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, text);
-  renameSync(temporary, path);
-}
-
-function checkRunFolder(
-  runDir: string,
-  config: DownstreamConfig,
-  mode: DownstreamMode,
-  skip: readonly (keyof DownstreamConfig)[] = [],
-): void {
-  const file = join(runDir, 'config.json');
-  if (!existsSync(file)) return;
-  let saved: Record<string, unknown>;
-  try {
-    saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`${file}: unreadable (${(error as Error).message}); choose another --out`);
-  }
-  if (saved.command !== mode) {
-    throw new Error(`${runDir} holds a '${String(saved.command)}' run, not '${mode}'; choose another --out`);
-  }
-  for (const key of RESULT_KEYS) {
-    if (skip.includes(key)) continue;
-    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
-      throw new Error(
-        `${runDir} holds results made with ${key} = ${JSON.stringify(saved[key])}, not ${JSON.stringify(config[key])}; ` +
-          'choose another --out (a run folder continues only with the same settings; fractions and draws may grow)',
-      );
-    }
-  }
-}
-
-type CellLine = Omit<DownstreamResult, 'test'>;
-
-function readFinished(runDir: string): Map<string, DownstreamResult> {
-  const finished = new Map<string, DownstreamResult>();
-  const file = join(runDir, 'cells.jsonl');
-  if (!existsSync(file)) return finished;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    let cell: CellLine;
-    try {
-      cell = JSON.parse(line) as CellLine;
-    } catch {
-      continue; // A line cut short by a crash: that cell runs again.
-    }
-    const name = cellName(cell.fraction, cell.draw);
-    const predictions = join(runDir, 'predictions', `${name}.jsonl`);
-    if (!existsSync(predictions)) continue;
-    finished.set(name, { ...cell, test: readPredictions(predictions) });
-  }
-  return finished;
-}
-
-function readPredictions(file: string): TestPredictions {
-  const test: TestPredictions = { ids: [], studyIds: [], labels: [], scores: [] };
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    const row = JSON.parse(line) as { id: string; studyId: string; label: number; score: number };
-    test.ids.push(row.id);
-    test.studyIds.push(row.studyId);
-    test.labels.push(row.label);
-    test.scores.push(row.score);
-  }
-  return test;
-}
-
-function writeCell(runDir: string, result: DownstreamResult): void {
-  const name = cellName(result.fraction, result.draw);
-  const { test, ...line } = result;
-  const rows = test.ids.map((id, i) =>
-    JSON.stringify({ id, studyId: test.studyIds[i], label: test.labels[i], score: test.scores[i] }),
-  );
-  // Predictions first: a cell counts as finished once its line is in cells.jsonl.
-  writeFileAtomically(join(runDir, 'predictions', `${name}.jsonl`), `${rows.join('\n')}\n`);
-  appendFileSync(join(runDir, 'cells.jsonl'), `${JSON.stringify(line)}\n`);
-}
-
-function sameTestSet(results: readonly DownstreamResult[]): boolean {
-  const first = results[0]?.test.ids;
-  return results.every((r) => r.test.ids.length === first?.length && r.test.ids.every((id, i) => id === first[i]));
-}
-
-/** Per fraction: the draws' AUCs, their mean, and the bootstrap CI of the mean. */
-export function downstreamMetrics(
-  results: readonly DownstreamResult[],
-  options: { mode: DownstreamMode; init: string; arch: string; task: string; bootstrap: number; seed: number },
-): DownstreamMetrics {
-  const fractions = [...new Set(results.map((r) => r.fraction))];
-  const metrics: DownstreamMetrics = {
-    mode: options.mode,
-    init: options.init,
-    task: options.task,
-    arch: options.arch,
-    testImages: results[0]?.test.ids.length ?? 0,
-    fractions: [],
-  };
-  for (const fraction of fractions) {
-    const cells = results.filter((r) => r.fraction === fraction);
-    const entry: FractionMetrics = {
-      fraction,
-      epochs: cells[0]?.epochs ?? 0,
-      draws: cells.map((r) => ({
-        draw: r.draw,
-        testAuc: r.testAuc,
-        valAuc: r.valAuc,
-        bestEpoch: r.bestEpoch,
-        trainImages: r.trainIds.length,
-      })),
-      meanAuc: cells.reduce((sum, r) => sum + r.testAuc, 0) / cells.length,
-    };
-    if (options.bootstrap > 0 && sameTestSet(cells)) {
-      const { labels, studyIds } = (cells[0] as DownstreamResult).test;
-      const boot = { replicates: options.bootstrap, seed: options.seed };
-      entry.ci = scoreOverDraws({ scores: cells.map((r) => r.test.scores), labels }, boot).ci;
-      if (new Set(studyIds).size < studyIds.length) {
-        const { meanAuc, ci } = scoreOverDraws({ scores: cells.map((r) => r.test.scores), labels, studyIds }, boot);
-        entry.study = { meanAuc, ci };
-      }
-    } else if (new Set(cells[0]?.test.studyIds).size < (cells[0]?.test.studyIds.length ?? 0)) {
-      const aucs = cells.map(
-        (r) => scoreOverDraws({ scores: [r.test.scores], labels: r.test.labels, studyIds: r.test.studyIds }).meanAuc,
-      );
-      entry.study = { meanAuc: aucs.reduce((a, b) => a + b, 0) / aucs.length };
-    }
-    metrics.fractions.push(entry);
-  }
-  return metrics;
-}
-
-function summaryTable(metrics: DownstreamMetrics): string {
-  const lines = [`${metrics.mode} ${metrics.init} (${metrics.arch}), task '${metrics.task}':`];
-  for (const f of metrics.fractions) {
-    const ci = f.ci === undefined ? '' : ` (95% CI ${f.ci.lower.toFixed(3)}-${f.ci.upper.toFixed(3)})`;
-    const draws = f.draws.map((d) => d.testAuc.toFixed(3)).join(' ');
-    lines.push(
-      `  fraction ${String(f.fraction).padEnd(6)} test AUC ${f.meanAuc.toFixed(3)}${ci}  draws: ${draws}  (${f.epochs} epochs)`,
-    );
-  }
-  return lines.join('\n');
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type Kept,
   testPredictions,
   TopCheckpoints,
-} from './downstream.js';
+} from './cell.js';
 
 /** Validation evaluations of one training run, and the checkpoints they select. */
 export class ModelSelection<T> {

@@ -9,7 +9,7 @@ import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
 import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
-import { checkFraction } from './downstream.js';
+import { checkFraction } from './cell.js';
 import { parseInit } from './setup.js';
 
 /** Every setting of a downstream run; defaults follow MoCo-CXR's supervised training. */

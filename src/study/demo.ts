@@ -5,7 +5,16 @@
  * fractions compare it with the same network from random weights, on pleural
  * effusion and, as a transfer target, cardiomegaly.
  */
+import { type Setting } from '../config/settings.js';
 import { resolveStudyConfig, type StudyConfig } from './config.js';
+
+/** The demo's settings (`moco-cxr demo` flags). */
+export const DEMO_SETTINGS = [
+  { key: 'out', type: 'string', default: 'runs/demo', help: 'demo folder; a rerun continues it' },
+  { key: 'quick', type: 'boolean', default: false, help: 'the one-minute version (fewer images, one draw)' },
+  { key: 'seed', type: 'int', range: 'non-negative', default: 0, help: 'seed of the phantoms’ pretraining and draws' },
+  { key: 'plain', type: 'boolean', default: false, help: 'plain progress lines even on a terminal' },
+] as const satisfies readonly Setting[];
 
 /** The demo's study settings; `quick` is a one-minute version used by the tests. */
 export function demoStudyConfig(options: {

@@ -10,10 +10,17 @@ import { join } from 'node:path';
 
 import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
 import { runDownstream, type DownstreamResult } from '../downstream/index.js';
-import { type StudyConfig } from './config.js';
+import { readStudyClock, writeStudyClock } from './clock.js';
+import { modeGrid, type StudyConfig } from './config.js';
 import { cellKey } from './format.js';
 import { writeReport, type WrittenReport } from './report.js';
-import { type Initialization, type StudyCell, type StudyResults, type StudyTestSet } from './results.js';
+import {
+  type Initialization,
+  type StudyCell,
+  type StudyResults,
+  type StudyTestSet,
+  type TrainingMode,
+} from './results.js';
 
 export interface StudyHooks {
   signal?: AbortSignal;
@@ -90,12 +97,15 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   mkdirSync(config.out, { recursive: true });
   writeFileSync(join(config.out, 'study.json'), `${JSON.stringify(config, null, 2)}\n`);
-  const createdAt = new Date().toISOString();
+  const clock = readStudyClock(config.out);
+  writeStudyClock(config.out, clock);
   const timings: Record<string, number> = {};
 
   log(`study '${config.name}': pretraining`);
   const pretrained = await pretrainedCheckpoint(config, { ...hooks, log });
-  timings.pretrain = pretrained.seconds;
+  clock.pretrainSeconds += pretrained.seconds;
+  writeStudyClock(config.out, clock);
+  timings.pretrain = clock.pretrainSeconds;
   if (pretrained.checkpoint === undefined) {
     const interrupted = hooks.signal?.aborted === true;
     return {
@@ -108,15 +118,15 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
 
   const cells = new Map<string, StudyCell>();
   const tests: Record<string, StudyTestSet> = {};
-  const fractionsByTarget: Record<string, number[]> = {};
+  const fractionsByTarget: Record<string, Partial<Record<TrainingMode, number[]>>> = {};
   for (const target of config.targets) {
-    const fractions = target.fractions ?? config.fractions;
-    fractionsByTarget[target.name] = fractions;
+    fractionsByTarget[target.name] = {};
     for (const mode of config.modes) {
+      const grid = modeGrid(config, target, mode);
+      fractionsByTarget[target.name]![mode] = grid.fractions;
       for (const init of ['moco', 'baseline'] as const) {
         if (hooks.signal?.aborted === true) break;
         log(`study '${config.name}': ${target.name} / ${mode} / ${init}`);
-        const started = performance.now();
         const run = await runDownstream(
           mode,
           {
@@ -126,15 +136,15 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
             valSplit: target.valSplit,
             task: target.task,
             uncertain: target.uncertain,
-            fractions,
-            draws: target.draws ?? config.draws,
+            fractions: grid.fractions,
+            draws: grid.draws,
             per: config.per,
             seed: config.seed,
             init: inits[init],
             arch: config.arch,
             imageSize: config.imageSize,
             normalize: config.normalize,
-            epochs: mode === 'linear' ? config.training.linearEpochs : config.training.finetuneEpochs,
+            epochs: grid.epochs,
             lr: config.training.lr,
             batchSize: config.training.batchSize,
             ensemble: config.training.ensemble,
@@ -147,8 +157,9 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
           },
           { signal: hooks.signal, log, plainProgress: hooks.plainProgress },
         );
-        timings[mode] = (timings[mode] ?? 0) + (performance.now() - started) / 1000;
         for (const result of run.results) {
+          // The cells' own seconds: a cell finished by an earlier invocation counts its real time.
+          timings[mode] = (timings[mode] ?? 0) + result.seconds;
           tests[target.name] ??= testSetOf(result);
           const name = cellKey(target.name, mode, init, result.fraction);
           let cell = cells.get(name);
@@ -171,7 +182,7 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
 
   const results: StudyResults = {
     name: config.name,
-    createdAt,
+    createdAt: clock.createdAt,
     settings: config as unknown as Record<string, unknown>,
     tests,
     cells: [...cells.values()],

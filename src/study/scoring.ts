@@ -31,8 +31,11 @@ export interface ReportOptions {
   aggregate?: 'study' | 'image';
   /** Display names of the initializations (default MoCo and Baseline). */
   initNames?: Partial<InitNames>;
-  /** Fractions to list per target even before any of their cells has finished. */
-  fractions?: Record<string, readonly number[]>;
+  /**
+   * Fractions to list per target and mode even before any of their cells has
+   * finished; its targets are reported even when none of their cells ran.
+   */
+  fractions?: Record<string, Partial<Record<TrainingMode, readonly number[]>>>;
   /** ROC curves of the first draw of each cell (default), or of every draw. */
   rocDraws?: 'first' | 'all';
   /** Draw the figures (default true). */
@@ -139,7 +142,10 @@ function prepareTest(results: StudyResults, target: string, task: string, perStu
     labels: new Float64Array(0),
     draws: { labels: [] },
   });
-  if (test === undefined) return fail(`results.tests has no test set for target '${target}'`);
+  if (test === undefined) {
+    if (!results.cells.some((c) => c.target === target)) return fail('none of its cells has finished yet');
+    return fail(`results.tests has no test set for target '${target}'`);
+  }
   summary.images = test.ids.length;
   if (test.labels.length !== test.ids.length) {
     return fail(`tests.${target} has ${test.ids.length} ids but ${test.labels.length} labels`);
@@ -198,9 +204,9 @@ export interface Scored {
   labels: Map<string, Float64Array>;
 }
 
-/** Targets in report order: the source first, then as they first appear. */
-function orderedTargets(results: StudyResults): string[] {
-  const targets = [...new Set([...Object.keys(results.tests), ...results.cells.map((c) => c.target)])];
+/** Targets in report order: the source first, then as they first appear (declared ones included). */
+function orderedTargets(results: StudyResults, declared: readonly string[]): string[] {
+  const targets = [...new Set([...declared, ...Object.keys(results.tests), ...results.cells.map((c) => c.target)])];
   return [...targets.filter((t) => t === 'source'), ...targets.filter((t) => t !== 'source')];
 }
 
@@ -251,7 +257,7 @@ export function score(results: StudyResults, options: ReportOptions): Scored {
   const aggregation = options.aggregate ?? 'study';
   const notes: string[] = [];
 
-  const targetNames = orderedTargets(results);
+  const targetNames = orderedTargets(results, Object.keys(options.fractions ?? {}));
   const tests = new Map<string, PreparedTest>();
   for (const target of targetNames) {
     const task = results.cells.find((c) => c.target === target)?.task ?? '';
@@ -281,13 +287,19 @@ export function score(results: StudyResults, options: ReportOptions): Scored {
   }
   noteDifferentSubsets([...cells.values()], notes);
 
-  const modes = MODES.filter((mode) => results.cells.some((c) => c.mode === mode));
+  const declaredModes = Object.values(options.fractions ?? {}).flatMap((byMode) => Object.keys(byMode));
+  const modes = MODES.filter((mode) => declaredModes.includes(mode) || results.cells.some((c) => c.mode === mode));
   const tables: ComparisonTable[] = [];
   for (const target of targetNames) {
-    const fractions = new Set<number>(options.fractions?.[target] ?? []);
-    for (const cell of results.cells) if (cell.target === target) fractions.add(cell.fraction);
     const test = tests.get(target) as PreparedTest;
     for (const mode of modes) {
+      // A mode's rows are the fractions it was declared with and those its cells ran; without a
+      // declaration (a report of saved results), those of any of the target's cells.
+      const declared = options.fractions?.[target]?.[mode];
+      const fractions = new Set<number>(declared ?? []);
+      for (const cell of results.cells) {
+        if (cell.target === target && (declared === undefined || cell.mode === mode)) fractions.add(cell.fraction);
+      }
       const rows = [...fractions]
         .sort((a, b) => a - b)
         .map((fraction): ComparisonRow => {

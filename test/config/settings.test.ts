@@ -10,11 +10,28 @@ import { describe, test } from 'node:test';
 
 import { flagName, flagsOf, problemWith, resolve, type Setting } from '../../src/config/settings.js';
 import { PRETRAIN_SETTINGS } from '../../src/moco/settings.js';
-import { readStudyConfig } from '../../src/study/config.js';
+import { modeGrid, readStudyConfig, resolveStudyConfig, type StudyTarget } from '../../src/study/config.js';
 import { DOWNSTREAM_SETTINGS } from '../../src/downstream/settings.js';
+import { DEMO_SETTINGS } from '../../src/study/demo.js';
+import {
+  STUDY_MODE_SETTINGS,
+  STUDY_SETTINGS,
+  STUDY_TARGET_SETTINGS,
+  STUDY_TRAINING_SETTINGS,
+} from '../../src/study/settings.js';
+import { DOCTOR_SETTINGS } from '../../src/cli/doctor.js';
 import { tempDir } from '../helpers/oracle.js';
 
-const TABLES: Record<string, readonly Setting[]> = { pretrain: PRETRAIN_SETTINGS, downstream: DOWNSTREAM_SETTINGS };
+const TABLES: Record<string, readonly Setting[]> = {
+  pretrain: PRETRAIN_SETTINGS,
+  downstream: DOWNSTREAM_SETTINGS,
+  study: STUDY_SETTINGS,
+  'study training': STUDY_TRAINING_SETTINGS,
+  'study target': STUDY_TARGET_SETTINGS,
+  'study target mode': STUDY_MODE_SETTINGS,
+  demo: DEMO_SETTINGS,
+  doctor: DOCTOR_SETTINGS,
+};
 
 /** A value of another type than the setting's. */
 function wrongValue(setting: Setting): unknown {
@@ -67,13 +84,15 @@ describe('settings tables', () => {
         training: `training:\n  lr: 0.001\n${typo === 'training' ? '  ensembel: 2\n' : ''}`,
         targets:
           'targets:\n  - name: source\n    train: phantom:8\n    test: phantom:8\n' +
-          (typo === 'targets' ? '    tsak: a\n' : ''),
+          (typo === 'targets' ? '    tsak: a\n' : '') +
+          `    finetune:\n      epochs: 2\n${typo === 'mode' ? '      drwas: 2\n' : ''}`,
       });
       const expected: Record<string, RegExp> = {
         top: /unknown key 'seeed'/,
         pretrain: /unknown key 'pretrain\.bacthSize'/,
         training: /unknown key 'training\.ensembel'/,
         targets: /targets\[0\]: unknown key 'tsak'/,
+        mode: /targets\[0\]: unknown key 'finetune\.drwas'/,
       };
       for (const typo of Object.keys(expected)) {
         const file = join(dir.path, `${typo}.yaml`);
@@ -87,9 +106,40 @@ describe('settings tables', () => {
       // Without a typo the same file is read.
       const file = join(dir.path, 'fine.yaml');
       writeFileSync(file, Object.values(blocks('none')).join(''));
-      assert.equal(readStudyConfig(file).targets[0]!.name, 'source');
+      const config = readStudyConfig(file);
+      assert.equal(config.targets[0]!.name, 'source');
+      assert.equal(config.targets[0]!.finetune?.epochs, 2);
     } finally {
       dir.cleanup();
     }
+  });
+
+  test("a target's mode block sets that mode's grid; the rest falls back to the target, then the study", () => {
+    const config = resolveStudyConfig({
+      fractions: [1, 0.1],
+      draws: 4,
+      training: { 'linear-epochs': 7 },
+      pretrain: { data: 'phantom:8' },
+      targets: [
+        { train: 'phantom:8', test: 'phantom:8', finetune: { fractions: [0.5, 1, 0.5], epochs: 2 } },
+        { name: 'tb', train: 'phantom:8', test: 'phantom:8', draws: 2, linear: { draws: 3 } },
+      ],
+    });
+    const [source, tb] = config.targets as [StudyTarget, StudyTarget];
+    assert.deepEqual(modeGrid(config, source, 'finetune'), { fractions: [0.5, 1], draws: 4, epochs: 2 });
+    assert.deepEqual(modeGrid(config, source, 'linear'), { fractions: [0.1, 1], draws: 4, epochs: 7 });
+    assert.deepEqual(modeGrid(config, tb, 'linear'), { fractions: [0.1, 1], draws: 3, epochs: 7 });
+    assert.deepEqual(modeGrid(config, tb, 'finetune'), { fractions: [0.1, 1], draws: 2, epochs: 0 });
+    assert.throws(
+      () =>
+        resolveStudyConfig(
+          {
+            pretrain: { data: 'phantom:8' },
+            targets: [{ train: 'phantom:8', test: 'phantom:8', linear: { draws: 0 } }],
+          },
+          'f.yaml',
+        ),
+      /^RangeError: f\.yaml: targets\[0\]: linear\.draws must be a positive integer, got 0/,
+    );
   });
 });

@@ -11,7 +11,7 @@ import {
   labelledRows,
   testPredictions,
   TopCheckpoints,
-} from '../../src/downstream/downstream.js';
+} from '../../src/downstream/cell.js';
 import { fitLinearHead, predictLinear } from '../../src/downstream/linear.js';
 
 /** Points in `dim` dimensions labelled by the side of a fixed hyperplane, kept off it by a margin. */

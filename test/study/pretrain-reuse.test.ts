@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
@@ -73,5 +73,29 @@ describe('study pretraining', () => {
     const same = cli('study', '--config', studyFile('same', pretrain), '--plain');
     assert.equal(same.status, 0, same.stderr);
     assert.match(same.stderr, /pretraining: reusing .*last\.pt \(1 epochs\)/);
+  });
+
+  test("a rerun of a finished study reports the first run's start and real times", () => {
+    const folder = join(dir.path, 'timed');
+    const file = studyFile('timed', pretrain, folder);
+    const first = cli('study', '--config', file, '--plain');
+    assert.equal(first.status, 0, first.stderr);
+    const read = (): { createdAt: string; timings: Record<string, number> } =>
+      JSON.parse(readFileSync(join(folder, 'results.json'), 'utf8')) as {
+        createdAt: string;
+        timings: Record<string, number>;
+      };
+    const before = read();
+    assert.ok(before.timings.pretrain! > 0, 'the study timed its own pretraining');
+    assert.ok(before.timings.linear! > 0, 'and its cells');
+
+    const again = cli('study', '--config', file, '--plain');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /pretraining: reusing/);
+    const after = read();
+    assert.equal(after.createdAt, before.createdAt);
+    assert.equal(after.timings.pretrain, before.timings.pretrain);
+    assert.equal(after.timings.linear, before.timings.linear);
+    assert.match(readFileSync(join(folder, 'report.md'), 'utf8'), new RegExp(`Study started ${before.createdAt}`));
   });
 });

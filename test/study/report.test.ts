@@ -274,7 +274,8 @@ describe('writeReport', () => {
     const { report } = await writeReport(results, dir, {
       replicates: REPLICATES,
       seed: SEED,
-      fractions: { source: [0.5] },
+      // 'later' is a target the grid has not reached: it is listed all the same.
+      fractions: { source: { linear: [0.5] }, later: { linear: [0.1], finetune: [0.1] } },
     });
     const markdown = readFileSync(join(dir, 'report.md'), 'utf8');
     const tables = markdownTables(markdown);
@@ -299,12 +300,16 @@ describe('writeReport', () => {
       ['100%', '—', '—', '—', '0 / 0'],
     ]);
 
+    assert.deepEqual(tables.get('later / Linear probe'), [['10%', '—', '—', '—', '0 / 0']]);
+    assert.deepEqual(tables.get('later / Fine-tuning (end to end)'), [['10%', '—', '—', '—', '0 / 0']]);
+
     const row = report.tables[0]!.rows[1]!;
     assert.equal(row.baseline, null);
     assert.equal(row.difference, null);
     assert.notEqual(row.moco, null);
     assert.equal(findCellSummary(report, 'source', 'finetune', 'moco', 0.1).auc, null);
     assert.deepEqual(report.notes, [
+      "Target 'later': none of its cells has finished yet.",
       'source, linear, 10%: draw 1 of MoCo and baseline were trained on different subsets, so their difference ' +
         'also carries the subsets’ variation.',
     ]);

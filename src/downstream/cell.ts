@@ -97,15 +97,6 @@ export interface CellOptions {
   onEpoch?: (summary: EpochSummary) => void;
 }
 
-/** Defaults of the cells: MoCo-CXR's supervised training (Adam, lr 1e-4, batch 16, no weight decay). */
-export const CELL_DEFAULTS = {
-  lr: 1e-4,
-  batchSize: 16,
-  ensemble: 10,
-  evalEvery: 8192,
-  per: 'patient' as DrawUnit,
-};
-
 /**
  * MoCo-CXR's epochs for a label fraction: ⌊5·4^(log₈(1/f))⌋ = ⌊5·(1/f)^(2/3)⌋,
  * so that fewer labels train longer: 500, 107, 23 and 5 epochs for 0.1%, 1%,

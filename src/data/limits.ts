@@ -39,3 +39,14 @@ export function checkImageSize(name: string, value: unknown): void {
 
 /** The bound of every image-side setting (image and cache sizes), with its reason. */
 export const IMAGE_SIDE_SETTING = { max: MAX_IMAGE_SIZE, maxReason: IMAGE_SIZE_LIMIT_REASON } as const;
+
+/** The cache side setting, shared by every entry point that builds a cache (0: the image size). */
+export const CACHE_SIZE_SETTING = {
+  key: 'cacheSize',
+  type: 'int',
+  range: 'non-negative',
+  ...IMAGE_SIDE_SETTING,
+  default: 0,
+  defaultHelp: 'the image size',
+  help: 'side of the cached images',
+} as const;

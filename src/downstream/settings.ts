@@ -5,7 +5,7 @@
  */
 import { defaultsOf, parsingProblem, resolve, type Setting, type SettingsOf } from '../config/settings.js';
 import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
-import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
 import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
@@ -97,15 +97,7 @@ export const DOWNSTREAM_SETTINGS = [
     help: 'backbone',
   },
   { key: 'imageSize', type: 'int', range: 'positive', ...imageSide, default: 320, help: 'input side' },
-  {
-    key: 'cacheSize',
-    type: 'int',
-    range: 'non-negative',
-    ...imageSide,
-    default: 0,
-    defaultHelp: 'the image size',
-    help: 'side of the cached images',
-  },
+  CACHE_SIZE_SETTING,
   {
     key: 'normalize',
     type: 'string',

@@ -13,7 +13,7 @@ import {
   type Setting,
   type SettingsOf,
 } from '../config/settings.js';
-import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
 import type { ScheduleSpec } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 
@@ -74,15 +74,7 @@ export const PRETRAIN_SETTINGS = [
     defaultHelp: '320; 224 or 128 on small machines',
     help: 'training crop side',
   },
-  {
-    key: 'cacheSize',
-    type: 'int',
-    range: 'non-negative',
-    ...imageSide,
-    default: 0,
-    defaultHelp: 'the image size',
-    help: 'side of the cached images',
-  },
+  CACHE_SIZE_SETTING,
   { key: 'batchSize', type: 'int', range: 'positive', default: 16, help: 'batch size' },
   { key: 'epochs', type: 'int', range: 'positive', default: 20, resumable: true, help: 'epochs' },
   { key: 'optimizer', type: 'string', oneOf: ['adam', 'sgd'] as const, default: 'adam', help: 'adam or sgd' },

@@ -22,19 +22,10 @@ import { after, before, describe, test } from 'node:test';
 
 import sharp from 'sharp';
 
+import { CLI_ARGS, type CliRun, runCli } from '../helpers/cli.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
-const CLI = ['--import', 'tsx', 'src/cli/run.ts'];
-
-/** Runs the CLI to its end; one that hangs is killed after two minutes (and fails its test). */
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [...CLI, ...args], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    killSignal: 'SIGKILL',
-  });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const cli = (...args: string[]): CliRun => runCli(args);
 
 /** A CLI run in the background whose standard error can be waited on. */
 class Running {
@@ -43,7 +34,7 @@ class Running {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[]) {
-    this.child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(process.execPath, [...CLI_ARGS, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (text: string) => (this.stderr += text));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -7,12 +6,10 @@ import { after, describe, test } from 'node:test';
 import { auc, bootstrapAuc } from '../../src/eval/index.js';
 import type { StudyReport } from '../../src/study/report.js';
 import type { StudyResults } from '../../src/study/results.js';
+import { type CliRun, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/oracle.js';
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8' });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const cli = (...args: string[]): CliRun => runCli(args);
 
 test('doctor reports the engine and exits 0', () => {
   const { status, stdout } = cli('doctor', '--json');

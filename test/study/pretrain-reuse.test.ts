@@ -4,17 +4,14 @@
  * refuses unknown keys — through `moco-cxr study --config`.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
+import { type CliRun, runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/oracle.js';
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8' });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const cli = (...args: string[]): CliRun => runCli(args);
 
 describe('study pretraining', () => {
   const dir = tempDir();

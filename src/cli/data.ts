@@ -45,6 +45,7 @@ function usage(): string {
     '  --labels A,B             csv: the label columns (default: all others)',
     '  --patient-column NAME    csv: the patient id column',
     '  --study-column NAME      csv: the study id column',
+    '  --split NAME             the official part: nih: train or test',
   ].join('\n');
 }
 
@@ -89,7 +90,7 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
   const lines = [
     `source       ${spec}`,
     `images       ${summary.images}`,
-    `patients     ${summary.patients}`,
+    `patients     ${summary.patients} (${summary.patientRule})`,
     `studies      ${summary.studies}`,
     `views        ${counts(summary.views)}`,
     `projections  ${counts(summary.projections)}`,
@@ -181,6 +182,7 @@ export const command: Command = {
       labels: { type: 'string', multiple: true, value: 'column names' },
       'patient-column': { type: 'string', value: 'a column name' },
       'study-column': { type: 'string', value: 'a column name' },
+      split: { type: 'string', value: 'a split name' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
@@ -209,6 +211,7 @@ export const command: Command = {
       labelColumns: list(values.labels),
       patientColumn: values['patient-column'],
       studyColumn: values['study-column'],
+      split: values.split,
     };
     const source = await openSource(spec, options);
     const summary = await summarizeSource(source, { probe });

@@ -16,6 +16,10 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
     summary: 'CheXpert train.csv / valid.csv (.csv.gz too), 14 observations',
     load: async () => (await import('./chexpert.js')).openChexpert,
   },
+  nih: {
+    summary: 'NIH ChestX-ray14 Data_Entry_2017(_v2020).csv(.gz), 14 findings; split train|test',
+    load: async () => (await import('./nih.js')).openNih,
+  },
   tb: {
     summary: 'Shenzhen (CHNCXR_*) and Montgomery (MCUCXR_*) tuberculosis PNGs, recursively',
     load: async () => (await import('./tb.js')).openTb,

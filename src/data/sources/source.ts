@@ -25,6 +25,8 @@ export interface SourceOptions {
   patientColumn?: string;
   /** `csv:` the column holding study ids (default: one study per row). */
   studyColumn?: string;
+  /** The official part of a data set that ships one (`nih:` train or test; `mimic:` train, validate or test). */
+  split?: string;
 }
 
 /** A file a source saw and did not take, and why. */
@@ -48,6 +50,8 @@ export interface Source {
   fileCounts?: Record<string, FileLabelCounts>;
   /** Files seen and not taken. */
   skipped?: SkippedFile[];
+  /** How patient ids were found, in words: "column 'Patient ID'", "file names (NIH ...)", "one per image". */
+  patientRule?: string;
 }
 
 /**

@@ -1,0 +1,70 @@
+/** `moco-cxr data` on the named sources (nih:, vindr:, mimic:, padchest:), spawned, on small trees in their layouts. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+import { writeGreyImage } from '../helpers/images.js';
+
+const root = mkdtempSync(join(tmpdir(), 'moco-cxr-data-named-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'data', ...args], {
+    encoding: 'utf8',
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+interface Report {
+  kind: string;
+  images: number;
+  patients: number;
+  patientRule: string;
+  studies: number;
+  labels: Record<string, { positive: number; negative: number; masked: number }>;
+  views: Record<string, number>;
+  projections: Record<string, number>;
+  probe: { probed: number; unreadable: { id: string; error: string }[] };
+}
+
+test('data nih:... reports findings, patients from the Patient ID column, and the split', async () => {
+  const folder = join(root, 'nih');
+  mkdirSync(folder);
+  writeFileSync(
+    join(folder, 'Data_Entry_2017.csv'),
+    [
+      'Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]',
+      '00000001_000.png,Cardiomegaly,0,1,57,M,PA,2682,2749,0.143,0.143',
+      '00000001_001.png,Cardiomegaly|Emphysema,1,1,58,M,PA,2894,2729,0.143,0.143',
+      '00000002_000.png,No Finding,0,2,81,M,AP,2500,2048,0.171,0.171',
+    ].join('\n'),
+  );
+  writeFileSync(join(folder, 'test_list.txt'), '00000002_000.png\n');
+  for (const name of ['00000001_000.png', '00000001_001.png', '00000002_000.png']) {
+    await writeGreyImage(join(folder, 'images_001', 'images', name));
+  }
+  const { status, stdout, stderr } = cli(`nih:${join(folder, 'Data_Entry_2017.csv')}`, '--json');
+  assert.equal(status, 0, stderr);
+  const report = JSON.parse(stdout) as Report;
+  assert.equal(report.kind, 'nih');
+  assert.equal(report.images, 3);
+  assert.equal(report.patients, 2);
+  assert.equal(report.studies, 3);
+  assert.match(report.patientRule, /column 'Patient ID'/);
+  assert.deepEqual(report.labels['Cardiomegaly'], { positive: 2, negative: 1, masked: 0 });
+  assert.deepEqual(report.views, { frontal: 3 });
+  assert.deepEqual(report.projections, { PA: 2, AP: 1 });
+  assert.equal(report.probe.probed, 3);
+  assert.deepEqual(report.probe.unreadable, []);
+
+  const text = cli(`nih:${folder}`, '--split', 'test');
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /^images {7}1$/m);
+  assert.match(text.stdout, /^patients {5}1 \(column 'Patient ID' \(studies: 'Follow-up #'\)\)$/m);
+  const bad = cli(`nih:${folder}`, '--split', 'validate');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /nih: unknown split 'validate'; expected train or test/);
+});

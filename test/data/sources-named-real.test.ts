@@ -1,0 +1,72 @@
+/**
+ * The named sources on the real label files kept beside the project (skipped
+ * when absent): every count checked against a direct count by Python's csv
+ * module over the same file.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { openSource, summarizeSource, type Source } from '../../src/data/sources/index.js';
+import { PYTHON, runPython } from '../helpers/oracle.js';
+
+// MOCO_CXR_DATA names the data folder where it is not beside the project.
+const DATA = process.env['MOCO_CXR_DATA'] ?? fileURLToPath(new URL('../../../shared/data', import.meta.url));
+const NIH = join(DATA, 'nih-csv', 'Data_Entry_2017_v2020.csv.gz');
+
+function missing(path: string): string | false {
+  if (!existsSync(path)) return `real data not found at ${path}`;
+  return existsSync(PYTHON) ? false : `${PYTHON} (the csv-module oracle) not found`;
+}
+
+/** What the oracle counts: positives per task, images per view and projection, patients, studies. */
+interface Counts {
+  images: number;
+  positive: Record<string, number>;
+  views: Record<string, number>;
+  projections: Record<string, number>;
+  patients: number;
+  studies: number;
+}
+
+async function countsOf(source: Source): Promise<Counts> {
+  const summary = await summarizeSource(source);
+  return {
+    images: summary.images,
+    positive: Object.fromEntries(source.tasks.map((task) => [task, summary.labels[task]?.positive ?? -1])),
+    views: summary.views,
+    projections: summary.projections,
+    patients: summary.patients,
+    studies: summary.studies,
+  };
+}
+
+test('nih: the real Data_Entry_2017_v2020.csv.gz, counted by the csv module', { skip: missing(NIH) }, async () => {
+  const source = await openSource(`nih:${NIH}`);
+  const expected = runPython<Counts>(
+    String.raw`
+import csv, gzip, collections
+positive, projections, patients, studies = collections.Counter(), collections.Counter(), set(), set()
+rows = 0
+with gzip.open(INPUT['file'], 'rt', newline='') as f:
+    for row in csv.DictReader(f):
+        rows += 1
+        for finding in row['Finding Labels'].split('|'):
+            if finding != 'No Finding':
+                positive[finding] += 1
+        projections[row['View Position']] += 1
+        patients.add(row['Patient ID'])
+        studies.add((row['Patient ID'], row['Follow-up #']))
+OUTPUT = {'images': rows, 'positive': {t: positive[t] for t in INPUT['tasks']}, 'views': {'frontal': rows},
+          'projections': dict(projections), 'patients': len(patients), 'studies': len(studies)}`,
+    { file: NIH, tasks: source.tasks },
+  );
+  assert.deepEqual(await countsOf(source), expected);
+  // The data folder's README: 112,120 rows, 30,805 patients, PA 67,310 / AP 44,810.
+  assert.equal(expected.images, 112120);
+  assert.equal(expected.patients, 30805);
+  assert.deepEqual(expected.projections, { PA: 67310, AP: 44810 });
+  assert.equal(Object.values(expected.positive).filter((n) => n > 0).length, 14);
+});

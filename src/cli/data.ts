@@ -46,6 +46,8 @@ function usage(): string {
     '  --patient-column NAME    csv: the patient id column',
     '  --study-column NAME      csv: the study id column',
     '  --split NAME             the official part: nih: train or test',
+    "  --min-readers N          vindr: a finding is positive when at least N of the image's",
+    '                           radiologists marked it (default 1: any reader)',
   ].join('\n');
 }
 
@@ -183,6 +185,7 @@ export const command: Command = {
       'patient-column': { type: 'string', value: 'a column name' },
       'study-column': { type: 'string', value: 'a column name' },
       split: { type: 'string', value: 'a split name' },
+      'min-readers': { type: 'string', value: 'a positive integer' },
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
@@ -212,6 +215,7 @@ export const command: Command = {
       patientColumn: values['patient-column'],
       studyColumn: values['study-column'],
       split: values.split,
+      minReaders: values['min-readers'] === undefined ? undefined : Number(values['min-readers']),
     };
     const source = await openSource(spec, options);
     const summary = await summarizeSource(source, { probe });

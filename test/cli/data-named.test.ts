@@ -68,3 +68,29 @@ test('data nih:... reports findings, patients from the Patient ID column, and th
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /nih: unknown split 'validate'; expected train or test/);
 });
+
+test('data vindr:... applies --min-readers and says each image is its own patient', () => {
+  const folder = join(root, 'vindr');
+  mkdirSync(folder);
+  writeFileSync(
+    join(folder, 'train.csv'),
+    [
+      'image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max',
+      'a1,Cardiomegaly,3,R8,691.0,1375.0,1653.0,1831.0',
+      'a1,Cardiomegaly,3,R9,690.0,1370.0,1655.0,1835.0',
+      'b2,Cardiomegaly,3,R1,691.0,1375.0,1653.0,1831.0',
+      'b2,No finding,14,R2,,,,',
+    ].join('\n'),
+  );
+  const { status, stdout, stderr } = cli(`vindr:${join(folder, 'train.csv')}`, '--min-readers', '2', '--json');
+  assert.equal(status, 0, stderr);
+  const report = JSON.parse(stdout) as Report;
+  assert.equal(report.kind, 'vindr');
+  assert.deepEqual(report.labels['Cardiomegaly'], { positive: 1, negative: 1, masked: 0 });
+  assert.equal(report.patients, 2);
+  assert.match(report.patientRule, /^one per image/);
+  assert.deepEqual(
+    report.probe.unreadable.map((u) => u.id),
+    ['a1', 'b2'],
+  );
+});

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { openSource, summarizeSource, type Source } from '../../src/data/sources/index.js';
+import { openSource, summarizeSource, VINDR_FINDINGS, type Source } from '../../src/data/sources/index.js';
 import { PYTHON, runPython } from '../helpers/oracle.js';
 
 // MOCO_CXR_DATA names the data folder where it is not beside the project.
 const DATA = process.env['MOCO_CXR_DATA'] ?? fileURLToPath(new URL('../../../shared/data', import.meta.url));
 const NIH = join(DATA, 'nih-csv', 'Data_Entry_2017_v2020.csv.gz');
+const VINDR = join(DATA, 'vindr-csv', 'vinbigdata-train.csv.gz');
 
 function missing(path: string): string | false {
   if (!existsSync(path)) return `real data not found at ${path}`;
@@ -69,4 +70,40 @@ OUTPUT = {'images': rows, 'positive': {t: positive[t] for t in INPUT['tasks']}, 
   assert.equal(expected.patients, 30805);
   assert.deepEqual(expected.projections, { PA: 67310, AP: 44810 });
   assert.equal(Object.values(expected.positive).filter((n) => n > 0).length, 14);
+});
+
+test('vindr: the real train.csv.gz under the any-reader and two-reader rules', { skip: missing(VINDR) }, async () => {
+  const rules = [1, 2];
+  const tasks = VINDR_FINDINGS;
+  const expected = runPython<{ counts: Counts[]; readers: number }>(
+    String.raw`
+import csv, gzip, collections
+marked, readers = collections.defaultdict(lambda: collections.defaultdict(set)), set()
+images = set()
+with gzip.open(INPUT['file'], 'rt', newline='') as f:
+    for row in csv.DictReader(f):
+        images.add(row['image_id'])
+        readers.add(row['rad_id'])
+        if row['class_name'] != 'No finding':
+            marked[row['image_id']][row['class_name']].add(row['rad_id'])
+counts = []
+for n in INPUT['rules']:
+    positive = collections.Counter()
+    for image, findings in marked.items():
+        for finding, by in findings.items():
+            if len(by) >= n:
+                positive[finding] += 1
+    counts.append({'images': len(images), 'positive': {t: positive[t] for t in INPUT['tasks']},
+                   'views': {'frontal': len(images)}, 'projections': {'unknown': len(images)},
+                   'patients': len(images), 'studies': len(images)})
+OUTPUT = {'counts': counts, 'readers': len(readers)}`,
+    { file: VINDR, tasks, rules },
+  );
+  for (const [i, minReaders] of rules.entries()) {
+    assert.deepEqual(await countsOf(await openSource(`vindr:${VINDR}`, { minReaders })), expected.counts[i]);
+  }
+  // The data folder's README: 15,000 images, 17 radiologists.
+  assert.equal(expected.counts[0]?.images, 15000);
+  assert.equal(expected.readers, 17);
+  assert.ok((expected.counts[1]?.positive['Cardiomegaly'] ?? 0) < (expected.counts[0]?.positive['Cardiomegaly'] ?? 0));
 });

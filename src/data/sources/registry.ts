@@ -20,6 +20,11 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
     summary: 'NIH ChestX-ray14 Data_Entry_2017(_v2020).csv(.gz), 14 findings; split train|test',
     load: async () => (await import('./nih.js')).openNih,
   },
+  vindr: {
+    summary:
+      'VinDr-CXR train.csv (one row per finding per radiologist), train/ID.dicom; positive when ≥ min-readers marked it',
+    load: async () => (await import('./vindr.js')).openVindr,
+  },
   tb: {
     summary: 'Shenzhen (CHNCXR_*) and Montgomery (MCUCXR_*) tuberculosis PNGs, recursively',
     load: async () => (await import('./tb.js')).openTb,

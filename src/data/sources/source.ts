@@ -27,6 +27,8 @@ export interface SourceOptions {
   studyColumn?: string;
   /** The official part of a data set that ships one (`nih:` train or test; `mimic:` train, validate or test). */
   split?: string;
+  /** `vindr:` how many of an image's radiologists must mark a finding for it to be positive (default 1: any). */
+  minReaders?: number;
 }
 
 /** A file a source saw and did not take, and why. */

@@ -45,7 +45,7 @@ function usage(): string {
     '  --labels A,B             csv: the label columns (default: all others)',
     '  --patient-column NAME    csv: the patient id column',
     '  --study-column NAME      csv: the study id column',
-    '  --split NAME             the official part: nih: train or test',
+    '  --split NAME             the official part: nih: train or test; mimic: train, validate or test',
     "  --min-readers N          vindr: a finding is positive when at least N of the image's",
     '                           radiologists marked it (default 1: any reader)',
   ].join('\n');

@@ -94,3 +94,37 @@ test('data vindr:... applies --min-readers and says each image is its own patien
     ['a1', 'b2'],
   );
 });
+
+test('data mimic:... joins study labels to images and reads the split', async () => {
+  const folder = join(root, 'mimic');
+  mkdirSync(folder);
+  const observations =
+    'Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,Fracture,Lung Lesion,Lung Opacity,' +
+    'No Finding,Pleural Effusion,Pleural Other,Pneumonia,Pneumothorax,Support Devices';
+  writeFileSync(
+    join(folder, 'mimic-cxr-2.0.0-chexpert.csv'),
+    `subject_id,study_id,${observations}\n10000032,50414267,,1.0,,,,,,,,-1.0,,,,\n`,
+  );
+  writeFileSync(
+    join(folder, 'mimic-cxr-2.0.0-metadata.csv'),
+    [
+      'dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning',
+      '02aa804e-bde0afdd-112c0b34-7bc16630-4e384014,10000032,50414267,CHEST (PA AND LAT),PA,3056,2544,21800506,213014.531,CHEST (PA AND LAT),postero-anterior,Erect',
+      '174413ec-4ec4c1f7-34ea26b7-c5f994f8-79ef1962,10000032,50414267,CHEST (PA AND LAT),LATERAL,3056,2544,21800506,213014.531,CHEST (PA AND LAT),lateral,Erect',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(folder, 'mimic-cxr-2.0.0-split.csv'),
+    'dicom_id,study_id,subject_id,split\n02aa804e-bde0afdd-112c0b34-7bc16630-4e384014,50414267,10000032,validate\n174413ec-4ec4c1f7-34ea26b7-c5f994f8-79ef1962,50414267,10000032,validate\n',
+  );
+  await writeGreyImage(
+    join(folder, 'files', 'p10', 'p10000032', 's50414267', '02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.jpg'),
+  );
+  const { status, stdout, stderr } = cli(`mimic:${folder}`, '--split', 'validate', '--frontal');
+  assert.equal(status, 0, stderr);
+  assert.match(stdout, /^images {7}1$/m);
+  assert.match(stdout, /^patients {5}1 \(column 'subject_id' \(studies: 'study_id'\)\)$/m);
+  assert.match(stdout, /^projections {2}PA 1$/m);
+  assert.match(stdout, /^ {2}Pleural Effusion +0 +0 +1 +0$/m);
+  assert.match(stdout, /^unreadable {5}0$/m);
+});

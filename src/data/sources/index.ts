@@ -15,6 +15,7 @@ export {
 } from './labels.js';
 export { CHEXPERT_OBSERVATIONS } from './chexpert.js';
 export { VINDR_DEFAULT_MIN_READERS, VINDR_FINDINGS } from './vindr.js';
+export { MIMIC_SPLITS, MIMIC_TABLES } from './mimic.js';
 export { NIH_CSV_NAMES, NIH_FINDINGS, NIH_SPLITS } from './nih.js';
 export { TB_TASK } from './tb.js';
 export { parseKermanyName } from './folder.js';

@@ -25,6 +25,10 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
       'VinDr-CXR train.csv (one row per finding per radiologist), train/ID.dicom; positive when ≥ min-readers marked it',
     load: async () => (await import('./vindr.js')).openVindr,
   },
+  mimic: {
+    summary: 'MIMIC-CXR-JPG folder: chexpert, metadata (and split) tables, files/pXX/pS/sT/ID.jpg',
+    load: async () => (await import('./mimic.js')).openMimic,
+  },
   tb: {
     summary: 'Shenzhen (CHNCXR_*) and Montgomery (MCUCXR_*) tuberculosis PNGs, recursively',
     load: async () => (await import('./tb.js')).openTb,

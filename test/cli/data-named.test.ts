@@ -128,3 +128,25 @@ test('data mimic:... joins study labels to images and reads the split', async ()
   assert.match(stdout, /^ {2}Pleural Effusion +0 +0 +1 +0$/m);
   assert.match(stdout, /^unreadable {5}0$/m);
 });
+
+test('data padchest:... takes the label strings as tasks and filters by view', async () => {
+  const folder = join(root, 'padchest');
+  const header =
+    ',ImageID,ImageDir,StudyDate_DICOM,StudyID,PatientID,PatientBirth,PatientSex_DICOM,ViewPosition_DICOM,Projection,MethodProjection,Pediatric,Modality_DICOM,Manufacturer_DICOM,PhotometricInterpretation_DICOM,PixelRepresentation_DICOM,PixelAspectRatio_DICOM,SpatialResolution_DICOM,BitsStored_DICOM,WindowCenter_DICOM,WindowWidth_DICOM,Rows_DICOM,Columns_DICOM,XRayTubeCurrent_DICOM,Exposure_DICOM,ExposureInuAs_DICOM,ExposureTime,RelativeXRayExposure_DICOM,ReportID,Report,MethodLabel,Labels,Localizations,LabelsLocalizationsBySentence,labelCUIS,LocalizationsCUIS';
+  const row = (i: number, image: string, projection: string, labels: string): string =>
+    `${i},${image},0,20150311,s${i},p1,1939.0,M,POSTEROANTERIOR,${projection},Manual review of DICOM fields,No,CR,Philips,MONOCHROME2,0,1,0.139,12,2048,4095,2446,2010,,,,,,${i},sin hallazgos,Physician,"${labels}",[],[],[],[]`;
+  mkdirSync(folder);
+  writeFileSync(
+    join(folder, 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv'),
+    [header, row(0, 'a.png', 'PA', "['pneumonia', 'COPD signs']"), row(1, 'b.png', 'L', "['normal']")].join('\n'),
+  );
+  await writeGreyImage(join(folder, '0', 'b.png'), { bits: 16 });
+  const { status, stdout, stderr } = cli(`padchest:${folder}`, '--view', 'lateral', '--json');
+  assert.equal(status, 0, stderr);
+  const report = JSON.parse(stdout) as Report & { tasks: string[]; probe: { depths: Record<string, number> } };
+  assert.deepEqual(report.tasks, ['COPD signs', 'pneumonia']);
+  assert.equal(report.images, 1);
+  assert.deepEqual(report.views, { lateral: 1 });
+  assert.deepEqual(report.labels['pneumonia'], { positive: 0, negative: 1, masked: 0 });
+  assert.deepEqual(report.probe.depths, { '16-bit': 1 });
+});

@@ -1,7 +1,7 @@
 /** Sources: data sets' own formats turned into records. */
 export { openSource, parseSourceSpec, registerSource, sourceKinds } from './registry.js';
 export type { SkippedFile, Source, SourceFactory, SourceKind, SourceOptions } from './source.js';
-export { passesFilters } from './source.js';
+export { passesFilters, VIEWS } from './source.js';
 export {
   BLANK_POLICIES,
   DEFAULT_UNCERTAINTY_POLICY,
@@ -16,6 +16,7 @@ export {
 export { CHEXPERT_OBSERVATIONS } from './chexpert.js';
 export { VINDR_DEFAULT_MIN_READERS, VINDR_FINDINGS } from './vindr.js';
 export { MIMIC_SPLITS, MIMIC_TABLES } from './mimic.js';
+export { PADCHEST_CSV, PADCHEST_NORMAL, parsePythonList } from './padchest.js';
 export { NIH_CSV_NAMES, NIH_FINDINGS, NIH_SPLITS } from './nih.js';
 export { TB_TASK } from './tb.js';
 export { parseKermanyName } from './folder.js';

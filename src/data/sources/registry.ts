@@ -7,7 +7,14 @@
  * an image generator.
  */
 import { type XrayRecord } from '../records.js';
-import { passesFilters, type Source, type SourceFactory, type SourceKind, type SourceOptions } from './source.js';
+import {
+  checkViewOption,
+  passesFilters,
+  type Source,
+  type SourceFactory,
+  type SourceKind,
+  type SourceOptions,
+} from './source.js';
 
 type Loader = () => Promise<SourceFactory>;
 
@@ -28,6 +35,10 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
   mimic: {
     summary: 'MIMIC-CXR-JPG folder: chexpert, metadata (and split) tables, files/pXX/pS/sT/ID.jpg',
     load: async () => (await import('./mimic.js')).openMimic,
+  },
+  padchest: {
+    summary: "PadChest PADCHEST_chest_x_ray_images_labels_*.csv(.gz), Labels as ['a', 'b'], 16-bit PNGs",
+    load: async () => (await import('./padchest.js')).openPadchest,
   },
   tb: {
     summary: 'Shenzhen (CHNCXR_*) and Montgomery (MCUCXR_*) tuberculosis PNGs, recursively',
@@ -96,6 +107,7 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
       .join('\n');
     throw new Error(`source '${spec}': unknown kind '${kind}'; the kinds are:\n${kinds}`);
   }
+  checkViewOption(options, `source '${spec}'`);
   const source = await open(location, options);
   const records = source.records.filter((record) => passesFilters(record.view, record.projection, options));
   if (records.length === 0) {
@@ -104,16 +116,31 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     throw new Error(
       filters === ''
         ? `source '${spec}': no images found`
-        : `source '${spec}': no images pass the filters (${filters})`,
+        : `source '${spec}': no images pass the filters (${filters})${unknownNote(source.records, options)}`,
     );
   }
   checkUniqueIds(records, spec);
   return { ...source, records };
 }
 
+/** Why filters may have left nothing: how many images the source gives no view or projection for. */
+function unknownNote(records: readonly XrayRecord[], options: SourceOptions): string {
+  const notes: string[] = [];
+  const noView = records.filter((record) => record.view === undefined).length;
+  const noProjection = records.filter((record) => record.projection === undefined).length;
+  if ((options.frontalOnly === true || options.views !== undefined) && noView > 0) {
+    notes.push(`${noView} of ${records.length} images have no view in this source`);
+  }
+  if (options.projections !== undefined && noProjection > 0) {
+    notes.push(`${noProjection} of ${records.length} have no projection`);
+  }
+  return notes.length === 0 ? '' : `; ${notes.join(', ')}`;
+}
+
 function filterNames(options: SourceOptions): string {
   const names: string[] = [];
   if (options.frontalOnly === true) names.push('frontal only');
+  if (options.views !== undefined) names.push(`views ${options.views.join('/')}`);
   if (options.projections !== undefined) names.push(`projections ${options.projections.join('/')}`);
   return names.join(', ');
 }

@@ -11,9 +11,14 @@ export interface SourceOptions {
   uncertain?: UncertaintyOption;
   /** What blank labels become: `zeros` (default, negative) or `ignore` (masked). */
   blank?: 'zeros' | 'ignore';
-  /** Keep only frontal images; records whose view is unknown are dropped too. */
+  /** Keep only frontal images (the same as `views: ['frontal']`); records whose view is unknown are dropped too. */
   frontalOnly?: boolean;
-  /** Keep only these projections (`AP`, `PA`); records whose projection is unknown are dropped too. */
+  /** Keep only these views (`frontal`, `lateral`); records whose view is unknown are dropped too. */
+  views?: readonly string[];
+  /**
+   * Keep only these projections, as the source writes them (`AP`, `PA`; MIMIC's `LATERAL`, PadChest's
+   * `AP_horizontal`), in any case; records whose projection is unknown are dropped too.
+   */
   projections?: readonly string[];
   /** Folder that image paths in a CSV are relative to, instead of the one found from the CSV's place. */
   imageRoot?: string;
@@ -72,6 +77,9 @@ export interface SourceKind {
   open: SourceFactory;
 }
 
+/** The views a record may have. */
+export const VIEWS: readonly string[] = ['frontal', 'lateral'];
+
 /** Whether a record passes the view and projection filters of `options`. */
 export function passesFilters(
   view: string | undefined,
@@ -79,8 +87,18 @@ export function passesFilters(
   options: SourceOptions,
 ): boolean {
   if (options.frontalOnly === true && view !== 'frontal') return false;
-  if (options.projections !== undefined && (projection === undefined || !options.projections.includes(projection))) {
-    return false;
+  if (options.views !== undefined && (view === undefined || !options.views.includes(view))) return false;
+  if (options.projections !== undefined) {
+    if (projection === undefined) return false;
+    const upper = projection.toUpperCase();
+    if (!options.projections.some((wanted) => wanted.toUpperCase() === upper)) return false;
   }
   return true;
+}
+
+/** Throws unless every view in `options.views` is one of {@link VIEWS}. */
+export function checkViewOption(options: SourceOptions, where: string): void {
+  for (const view of options.views ?? []) {
+    if (!VIEWS.includes(view)) throw new Error(`${where}: unknown view '${view}'; expected ${VIEWS.join(' or ')}`);
+  }
 }

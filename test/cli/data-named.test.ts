@@ -150,3 +150,16 @@ test('data padchest:... takes the label strings as tasks and filters by view', a
   assert.deepEqual(report.labels['pneumonia'], { positive: 0, negative: 1, masked: 0 });
   assert.deepEqual(report.probe.depths, { '16-bit': 1 });
 });
+
+test('data --patient-pattern takes patients from the ids, and says so', async () => {
+  const folder = join(root, 'own');
+  for (const name of ['YES/P12_scan1.png', 'YES/P12_scan2.png', 'NO/P7_scan1.png']) {
+    await writeGreyImage(join(folder, name));
+  }
+  const { status, stdout, stderr } = cli(`folder:${folder}`, '--patient-pattern', '/(P\\d+)_', '--probe', '0');
+  assert.equal(status, 0, stderr);
+  assert.match(stdout, /^patients {5}2 \(pattern '\/\(P\\d\+\)_' on the image ids\)$/m);
+  const bad = cli(`folder:${folder}`, '--patient-pattern', 'P\\d+');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /patientPattern 'P\\d\+' has no capture group/);
+});

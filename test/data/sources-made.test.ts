@@ -166,7 +166,8 @@ test('chexpert: a bad view, a path without patient/study, a missing column', asy
 test('KIND:PATH: unknown kind lists the kinds; malformed specs and missing paths are named', async () => {
   await assert.rejects(openSource('nifti:/x'), (error: Error) => {
     assert.match(error.message, /unknown kind 'nifti'; the kinds are:/);
-    for (const kind of ['chexpert', 'csv', 'folder', 'mimic', 'nih', 'padchest', 'tb', 'vindr']) assert.match(error.message, new RegExp(`\\n  ${kind} `));
+    for (const kind of ['chexpert', 'csv', 'folder', 'mimic', 'nih', 'padchest', 'tb', 'vindr'])
+      assert.match(error.message, new RegExp(`\\n  ${kind} `));
     return true;
   });
   await assert.rejects(

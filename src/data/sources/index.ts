@@ -20,6 +20,7 @@ export { PADCHEST_CSV, PADCHEST_NORMAL, parsePythonList } from './padchest.js';
 export { NIH_CSV_NAMES, NIH_FINDINGS, NIH_SPLITS } from './nih.js';
 export { TB_TASK } from './tb.js';
 export { parseKermanyName } from './folder.js';
+export { applyPatientPattern, compilePatientPattern, parseNihName } from './patients.js';
 export { IMAGE_EXTENSIONS, isImageFile, listFiles, listFolder, type FolderListing } from './files.js';
 export { readImageHeader, type ImageHeader } from './probe.js';
 export {

@@ -7,6 +7,7 @@
  * an image generator.
  */
 import { type XrayRecord } from '../records.js';
+import { applyPatientPattern } from './patients.js';
 import {
   checkViewOption,
   passesFilters,
@@ -120,6 +121,10 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     );
   }
   checkUniqueIds(records, spec);
+  if (options.patientPattern !== undefined) {
+    applyPatientPattern(records, options.patientPattern, `source '${spec}'`);
+    return { ...source, records, patientRule: `pattern '${options.patientPattern}' on the image ids` };
+  }
   return { ...source, records };
 }
 

@@ -26,6 +26,11 @@ export interface SourceOptions {
   pathColumn?: string;
   /** `csv:` the label columns (default: every column but the path, patient and study columns). */
   labelColumns?: readonly string[];
+  /**
+   * A regular expression whose first capture group is the patient id, matched against each image's id
+   * (its path as the data set names it), for file names no source knows; it overrides the source's own.
+   */
+  patientPattern?: string;
   /** `csv:` the column holding patient ids (default: one patient per row). */
   patientColumn?: string;
   /** `csv:` the column holding study ids (default: one study per row). */

@@ -64,9 +64,6 @@ test('data nih:... reports findings, patients from the Patient ID column, and th
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^images {7}1$/m);
   assert.match(text.stdout, /^patients {5}1 \(column 'Patient ID' \(studies: 'Follow-up #'\)\)$/m);
-  const bad = cli(`nih:${folder}`, '--split', 'validate');
-  assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /nih: unknown split 'validate'; expected train or test/);
 });
 
 test('data vindr:... applies --min-readers and says each image is its own patient', () => {
@@ -159,7 +156,16 @@ test('data --patient-pattern takes patients from the ids, and says so', async ()
   const { status, stdout, stderr } = cli(`folder:${folder}`, '--patient-pattern', '/(P\\d+)_', '--probe', '0');
   assert.equal(status, 0, stderr);
   assert.match(stdout, /^patients {5}2 \(pattern '\/\(P\\d\+\)_' on the image ids\)$/m);
-  const bad = cli(`folder:${folder}`, '--patient-pattern', 'P\\d+');
+});
+
+test('data: a bad source flag is named, and --help lists the source options from the table', () => {
+  const bad = cli('phantom:4', '--patient-pattern', 'P\\d+');
   assert.equal(bad.status, 1);
-  assert.match(bad.stderr, /patientPattern 'P\\d\+' has no capture group/);
+  assert.match(bad.stderr, /--patient-pattern 'P\\d\+' has no capture group/);
+  const help = cli('--help');
+  assert.equal(help.status, 0);
+  for (const flag of ['--split NAME', '--min-readers N', '--view frontal,lateral', '--patient-pattern REGEX']) {
+    assert.ok(help.stdout.includes(`  ${flag}`), flag);
+  }
+  assert.match(help.stdout, /^ {2}nih {7}NIH ChestX-ray14/m);
 });

@@ -1,7 +1,7 @@
 /** Sources: data sets' own formats turned into records. */
 export { openSource, parseSourceSpec, registerSource, sourceKinds } from './registry.js';
 export type { SkippedFile, Source, SourceFactory, SourceKind, SourceOptions } from './source.js';
-export { passesFilters, VIEWS } from './source.js';
+export { OPTION_KINDS, passesFilters, VIEWS } from './source.js';
 export {
   BLANK_POLICIES,
   DEFAULT_UNCERTAINTY_POLICY,
@@ -33,3 +33,13 @@ export {
   type ProbeReport,
   type SourceSummary,
 } from './summary.js';
+export {
+  LIST_SETTING_KEYS,
+  listSetting,
+  parseUncertainty,
+  resolveSourceOptions,
+  SOURCE_SETTING_KEYS,
+  SOURCE_SETTINGS,
+  sourceOptionsOf,
+  type SourceSettings,
+} from './settings.js';

@@ -17,18 +17,19 @@ export function parseNihName(name: string): { patientId: string; studyId: string
   return { patientId: match[1] as string, studyId: `${match[1]}_${match[2]}` };
 }
 
-/** Compiles a patient pattern, or throws naming it and what it lacks. */
-export function compilePatientPattern(pattern: string, where: string): RegExp {
+/** Compiles a patient pattern, or throws naming it and what it lacks (after `where`, when given). */
+export function compilePatientPattern(pattern: string, where = ''): RegExp {
+  const at = where === '' ? '' : `${where}: `;
   let regex: RegExp;
   try {
     regex = new RegExp(pattern);
   } catch (error) {
-    throw new Error(`${where}: patientPattern '${pattern}' is not a regular expression: ${(error as Error).message}`);
+    throw new Error(`${at}patientPattern '${pattern}' is not a regular expression: ${(error as Error).message}`);
   }
   // A pattern's capture groups: one more than the alternatives of the empty string's match.
   const groups = new RegExp(`${pattern}|`).exec('')?.length ?? 1;
   if (groups < 2) {
-    throw new Error(`${where}: patientPattern '${pattern}' has no capture group; put the patient id in (...)`);
+    throw new Error(`${at}patientPattern '${pattern}' has no capture group; put the patient id in (...)`);
   }
   return regex;
 }

@@ -10,6 +10,7 @@ import { type XrayRecord } from '../records.js';
 import { applyPatientPattern } from './patients.js';
 import {
   checkViewOption,
+  OPTION_KINDS,
   passesFilters,
   type Source,
   type SourceFactory,
@@ -25,20 +26,19 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
     load: async () => (await import('./chexpert.js')).openChexpert,
   },
   nih: {
-    summary: 'NIH ChestX-ray14 Data_Entry_2017(_v2020).csv(.gz), 14 findings; split train|test',
+    summary: 'NIH ChestX-ray14 Data_Entry_2017(_v2020).csv(.gz), 14 findings; --split',
     load: async () => (await import('./nih.js')).openNih,
   },
   vindr: {
-    summary:
-      'VinDr-CXR train.csv (one row per finding per radiologist), train/ID.dicom; positive when ≥ min-readers marked it',
+    summary: 'VinDr-CXR train.csv, a row per finding per reader; train/ID.dicom; --min-readers',
     load: async () => (await import('./vindr.js')).openVindr,
   },
   mimic: {
-    summary: 'MIMIC-CXR-JPG folder: chexpert, metadata (and split) tables, files/pXX/pS/sT/ID.jpg',
+    summary: 'MIMIC-CXR-JPG folder: chexpert, metadata, split tables; files/pXX/...; --split',
     load: async () => (await import('./mimic.js')).openMimic,
   },
   padchest: {
-    summary: "PadChest PADCHEST_chest_x_ray_images_labels_*.csv(.gz), Labels as ['a', 'b'], 16-bit PNGs",
+    summary: "PadChest's PADCHEST_chest_x_ray_images_labels_*.csv(.gz); 16-bit PNGs",
     load: async () => (await import('./padchest.js')).openPadchest,
   },
   tb: {
@@ -109,6 +109,7 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     throw new Error(`source '${spec}': unknown kind '${kind}'; the kinds are:\n${kinds}`);
   }
   checkViewOption(options, `source '${spec}'`);
+  if (!registered.has(kind)) checkOptionKinds(kind, options, spec);
   const source = await open(location, options);
   const records = source.records.filter((record) => passesFilters(record.view, record.projection, options));
   if (records.length === 0) {
@@ -126,6 +127,14 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     return { ...source, records, patientRule: `pattern '${options.patientPattern}' on the image ids` };
   }
   return { ...source, records };
+}
+
+/** Throws when an option only other kinds read is given, so that it cannot pass unnoticed. */
+function checkOptionKinds(kind: string, options: SourceOptions, spec: string): void {
+  for (const [key, kinds] of Object.entries(OPTION_KINDS)) {
+    if (options[key as keyof SourceOptions] === undefined || kinds.includes(kind)) continue;
+    throw new Error(`source '${spec}': option ${key} applies to ${kinds.join(', ')} sources, not ${kind}`);
+  }
 }
 
 /** Why filters may have left nothing: how many images the source gives no view or projection for. */

@@ -82,6 +82,23 @@ export interface SourceKind {
   open: SourceFactory;
 }
 
+/**
+ * The kinds that read each kind-specific option; `openSource` refuses one given
+ * to a built-in kind that would ignore it. Options not listed apply to every
+ * kind: the view, projection and patient-pattern filters, and the label
+ * policies (`uncertain`, `blank`), which change nothing where a source has no
+ * uncertain or blank labels, so that one policy can be given for several sources.
+ */
+export const OPTION_KINDS: Readonly<Partial<Record<keyof SourceOptions, readonly string[]>>> = {
+  split: ['nih', 'mimic'],
+  minReaders: ['vindr'],
+  imageRoot: ['chexpert', 'csv', 'nih', 'vindr', 'mimic', 'padchest'],
+  pathColumn: ['csv'],
+  labelColumns: ['csv'],
+  patientColumn: ['csv'],
+  studyColumn: ['csv'],
+};
+
 /** The views a record may have. */
 export const VIEWS: readonly string[] = ['frontal', 'lateral'];
 

@@ -16,6 +16,9 @@ import { PYTHON, runPython } from '../helpers/oracle.js';
 const DATA = process.env['MOCO_CXR_DATA'] ?? fileURLToPath(new URL('../../../shared/data', import.meta.url));
 const NIH = join(DATA, 'nih-csv', 'Data_Entry_2017_v2020.csv.gz');
 const VINDR = join(DATA, 'vindr-csv', 'vinbigdata-train.csv.gz');
+// Not in the data folder yet; where they would be kept, following its naming.
+const MIMIC = join(DATA, 'mimic-cxr-csv');
+const PADCHEST = join(DATA, 'padchest-csv');
 
 function missing(path: string): string | false {
   if (!existsSync(path)) return `real data not found at ${path}`;
@@ -106,4 +109,68 @@ OUTPUT = {'counts': counts, 'readers': len(readers)}`,
   assert.equal(expected.counts[0]?.images, 15000);
   assert.equal(expected.readers, 17);
   assert.ok((expected.counts[1]?.positive['Cardiomegaly'] ?? 0) < (expected.counts[0]?.positive['Cardiomegaly'] ?? 0));
+});
+
+test('mimic: the real chexpert and metadata tables, counted by the csv module', { skip: missing(MIMIC) }, async () => {
+  const source = await openSource(`mimic:${MIMIC}`);
+  const expected = runPython<Counts>(
+    String.raw`
+import csv, gzip, os, collections
+def rows(name):
+    for ending in ('.csv', '.csv.gz'):
+        path = os.path.join(INPUT['folder'], name + ending)
+        if os.path.exists(path):
+            f = gzip.open(path, 'rt', newline='') if ending.endswith('gz') else open(path, newline='')
+            with f:
+                yield from csv.DictReader(f)
+            return
+labels = {row['study_id']: row for row in rows('mimic-cxr-2.0.0-chexpert')}
+views = {'PA': 'frontal', 'AP': 'frontal', 'LATERAL': 'lateral', 'LL': 'lateral'}
+positive, by_view, by_projection, patients, studies, images = collections.Counter(), collections.Counter(), collections.Counter(), set(), set(), 0
+for row in rows('mimic-cxr-2.0.0-metadata'):
+    study = labels.get(row['study_id'])
+    if study is None:
+        continue
+    images += 1
+    for task in INPUT['tasks']:
+        if study[task] in ('1.0', '1'):
+            positive[task] += 1
+    by_view[views.get(row['ViewPosition'], 'unknown')] += 1
+    by_projection[row['ViewPosition'] or 'unknown'] += 1
+    patients.add(row['subject_id'])
+    studies.add(row['study_id'])
+OUTPUT = {'images': images, 'positive': {t: positive[t] for t in INPUT['tasks']}, 'views': dict(by_view),
+          'projections': dict(by_projection), 'patients': len(patients), 'studies': len(studies)}`,
+    { folder: MIMIC, tasks: source.tasks },
+  );
+  assert.deepEqual(await countsOf(source), expected);
+});
+
+test('padchest: the real label file, counted by the csv module', { skip: missing(PADCHEST) }, async () => {
+  const source = await openSource(`padchest:${PADCHEST}`);
+  const expected = runPython<Counts>(
+    String.raw`
+import ast, csv, gzip, os, re, collections
+name = sorted(n for n in os.listdir(INPUT['folder']) if re.match(r'PADCHEST_chest_x_ray_images_labels.*\.csv(\.gz)?$', n, re.I))[-1]
+path = os.path.join(INPUT['folder'], name)
+views = {'PA': 'frontal', 'AP': 'frontal', 'AP_horizontal': 'frontal', 'L': 'lateral'}
+positive, by_view, by_projection, patients, studies, seen = collections.Counter(), collections.Counter(), collections.Counter(), set(), set(), set()
+with (gzip.open(path, 'rt', newline='') if name.endswith('.gz') else open(path, newline='')) as f:
+    for row in csv.DictReader(f):
+        if row['ImageID'] in seen:
+            continue
+        seen.add(row['ImageID'])
+        labels = set(label.strip() for label in (ast.literal_eval(row['Labels']) if row['Labels'].strip() else []))
+        for label in labels - {'', 'normal'}:
+            positive[label] += 1
+        by_view[views.get(row['Projection'], 'unknown')] += 1
+        by_projection[row['Projection'] or 'unknown'] += 1
+        patients.add(row['PatientID'])
+        studies.add(row['StudyID'])
+OUTPUT = {'images': len(seen), 'positive': {t: positive[t] for t in INPUT['tasks']}, 'views': dict(by_view),
+          'projections': dict(by_projection), 'patients': len(patients), 'studies': len(studies)}`,
+    { folder: PADCHEST, tasks: source.tasks },
+  );
+  assert.deepEqual(await countsOf(source), expected);
+  assert.deepEqual(Object.keys(expected.positive).sort(), [...source.tasks].sort());
 });

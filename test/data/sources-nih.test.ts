@@ -103,6 +103,14 @@ test('nih: the folder, the _v2020 and .gz names, images/ and imageRoot', async (
   );
 });
 
+test('nih: the 2017 file, whose lines end in a comma (an unnamed last column)', async () => {
+  const { csv } = tree([], 'Data_Entry_2017.csv');
+  writeFileSync(csv, [`${HEADER},`, ...ROWS.map((row) => `${row},`)].join('\n') + '\n');
+  const source = await openSource(`nih:${csv}`);
+  assert.equal(source.records.length, 4);
+  assert.deepEqual(source.records[1]?.labels.Emphysema, 1);
+});
+
 test('nih: the official split from train_val_list.txt and test_list.txt', async () => {
   const { folder, csv } = tree(ROWS);
   await assert.rejects(

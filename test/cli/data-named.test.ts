@@ -63,7 +63,7 @@ test('data nih:... reports findings, patients from the Patient ID column, and th
   const text = cli(`nih:${folder}`, '--split', 'test');
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^images {7}1$/m);
-  assert.match(text.stdout, /^patients {5}1 \(column 'Patient ID' \(studies: 'Follow-up #'\)\)$/m);
+  assert.match(text.stdout, /^patients {5}1 \(column 'Patient ID', studies by 'Follow-up #'\)$/m);
 });
 
 test('data vindr:... applies --min-readers and says each image is its own patient', () => {
@@ -120,7 +120,7 @@ test('data mimic:... joins study labels to images and reads the split', async ()
   const { status, stdout, stderr } = cli(`mimic:${folder}`, '--split', 'validate', '--frontal');
   assert.equal(status, 0, stderr);
   assert.match(stdout, /^images {7}1$/m);
-  assert.match(stdout, /^patients {5}1 \(column 'subject_id' \(studies: 'study_id'\)\)$/m);
+  assert.match(stdout, /^patients {5}1 \(column 'subject_id', studies by 'study_id'\)$/m);
   assert.match(stdout, /^projections {2}PA 1$/m);
   assert.match(stdout, /^ {2}Pleural Effusion +0 +0 +1 +0$/m);
   assert.match(stdout, /^unreadable {5}0$/m);

@@ -77,7 +77,7 @@ test('nih: findings joined by |, No Finding all negative, patient and follow-up,
     summary.probe?.unreadable.map((u) => u.id),
     ['00000003_000.png'],
   );
-  assert.equal(summary.patientRule, "column 'Patient ID' (studies: 'Follow-up #')");
+  assert.equal(summary.patientRule, "column 'Patient ID', studies by 'Follow-up #'");
   const ap = await openSource(`nih:${csv}`, { projections: ['AP'] });
   assert.deepEqual(
     ap.records.map((r) => r.id),

@@ -184,7 +184,7 @@ test('padchest: tasks are the labels seen, normal all negative, an empty list ma
   assert.equal(summary.probe?.unreadable.length, 3);
   assert.equal(summary.patients, 3);
   assert.equal(summary.studies, 4);
-  assert.equal(summary.patientRule, "column 'PatientID' (studies: 'StudyID')");
+  assert.equal(summary.patientRule, "column 'PatientID', studies by 'StudyID'");
   const lateral = await openSource(`padchest:${folder}`, { views: ['lateral'] });
   assert.deepEqual(
     lateral.records.map((r) => r.projection),

@@ -197,6 +197,6 @@ export async function openMimic(location: string, options: SourceOptions): Promi
     records,
     fileCounts: Object.fromEntries(tasks.map((task, i) => [task, fileCounts[i] as FileLabelCounts])),
     skipped,
-    patientRule: "column 'subject_id' (studies: 'study_id')",
+    patientRule: "column 'subject_id', studies by 'study_id'",
   };
 }

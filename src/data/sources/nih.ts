@@ -185,6 +185,6 @@ export async function openNih(location: string, options: SourceOptions): Promise
     location,
     tasks,
     records,
-    patientRule: "column 'Patient ID' (studies: 'Follow-up #')",
+    patientRule: "column 'Patient ID', studies by 'Follow-up #'",
   };
 }

@@ -190,6 +190,6 @@ export async function openPadchest(location: string, options: SourceOptions): Pr
     tasks,
     records,
     skipped,
-    patientRule: "column 'PatientID' (studies: 'StudyID')",
+    patientRule: "column 'PatientID', studies by 'StudyID'",
   };
 }

@@ -92,7 +92,7 @@ export interface SourceKind {
 export const OPTION_KINDS: Readonly<Partial<Record<keyof SourceOptions, readonly string[]>>> = {
   split: ['nih', 'mimic'],
   minReaders: ['vindr'],
-  imageRoot: ['chexpert', 'csv', 'nih', 'vindr', 'mimic', 'padchest'],
+  imageRoot: ['chexpert', 'csv', 'nih', 'vindr', 'mimic', 'padchest', 'phantom'],
   pathColumn: ['csv'],
   labelColumns: ['csv'],
   patientColumn: ['csv'],

@@ -36,6 +36,12 @@ function valueName(setting: Setting): string {
   return LIST_SETTING_KEYS.has(setting.key) ? ' A,B' : ' TEXT';
 }
 
+/** What a flag given without a value needed, for the parser's message: "a positive integer", "DIR". */
+function valueNeeded(setting: Setting): string {
+  if (setting.type === 'int' || setting.oneOf !== undefined) return valueWords(setting);
+  return VALUE_NAMES[setting.key] ?? (LIST_SETTING_KEYS.has(setting.key) ? 'a comma-separated list' : 'text');
+}
+
 /** The parser options of the source flags (list flags may be repeated). */
 export function sourceFlagOptions(): Record<string, CommandLineOption> {
   const options: Record<string, CommandLineOption> = {};
@@ -44,7 +50,7 @@ export function sourceFlagOptions(): Record<string, CommandLineOption> {
     options[name] =
       setting.type === 'boolean'
         ? { type: 'boolean' }
-        : { type: 'string', multiple: LIST_SETTING_KEYS.has(setting.key), value: setting.help };
+        : { type: 'string', multiple: LIST_SETTING_KEYS.has(setting.key), value: valueNeeded(setting) };
   }
   return options;
 }

@@ -4,17 +4,9 @@
  * bit depths, and the files the image cache would skip (each is decoded with
  * the cache's own decode, so the two cannot disagree).
  */
-import {
-  openSource,
-  sourceKinds,
-  summarizeSource,
-  NO_SUCH_FILE,
-  UNCERTAINTY_POLICIES,
-  type SourceOptions,
-  type SourceSummary,
-  type UncertaintyPolicy,
-} from '../data/sources/index.js';
+import { openSource, sourceKinds, summarizeSource, NO_SUCH_FILE, type SourceSummary } from '../data/sources/index.js';
 import type { Command } from './command.js';
+import { sourceFlagHelp, sourceFlagOptions, sourceOptionsFromFlags } from './source-flags.js';
 import { parseCommandLine } from './options.js';
 
 /** Images checked unless --probe says otherwise: all of a set this size, a spread sample of a larger one. */
@@ -34,38 +26,11 @@ function usage(): string {
     'options:',
     '  --json                   print JSON for scripts',
     '  --task NAME              report only this task (repeatable)',
-    '  --uncertain POLICY       uncertain labels: ones, zeros or ignore (masked; the default);',
-    '                           TASK=POLICY sets one task (repeatable)',
-    '  --blank POLICY           blank labels: zeros (the default) or ignore',
-    '  --frontal                frontal images only',
-    '  --projection AP,PA       these projections only',
     `  --probe N|all            check N images spread over the set (default ${DEFAULT_PROBE}; all; 0: none)`,
-    '  --image-root DIR         folder image paths in a CSV are relative to',
-    '  --path-column NAME       csv: the image path column (default Path)',
-    '  --labels A,B             csv: the label columns (default: all others)',
-    '  --patient-column NAME    csv: the patient id column',
-    '  --study-column NAME      csv: the study id column',
+    '',
+    'source options (lists comma-separated; a list flag may be repeated):',
+    ...sourceFlagHelp(),
   ].join('\n');
-}
-
-function list(values: string[] | undefined): string[] | undefined {
-  return values?.flatMap((value) => value.split(',')).map((value) => value.trim());
-}
-
-/** `--uncertain ones` and `--uncertain 'Pleural Effusion=zeros'`, combined. */
-function uncertaintyOption(values: string[] | undefined): SourceOptions['uncertain'] {
-  if (values === undefined || values.length === 0) return undefined;
-  const policies: Record<string, UncertaintyPolicy> = {};
-  for (const value of values) {
-    const equals = value.lastIndexOf('=');
-    const task = equals < 0 ? '*' : value.slice(0, equals);
-    const policy = equals < 0 ? value : value.slice(equals + 1);
-    if (!(UNCERTAINTY_POLICIES as readonly string[]).includes(policy)) {
-      throw new Error(`--uncertain '${value}': expected ${UNCERTAINTY_POLICIES.join(', ')} or TASK=POLICY`);
-    }
-    policies[task] = policy as UncertaintyPolicy;
-  }
-  return policies;
 }
 
 function counts(map: Record<string, number>): string {
@@ -89,7 +54,7 @@ function describe(summary: SourceSummary, spec: string, policies: string): strin
   const lines = [
     `source       ${spec}`,
     `images       ${summary.images}`,
-    `patients     ${summary.patients}`,
+    `patients     ${summary.patients} (${summary.patientRule})`,
     `studies      ${summary.studies}`,
     `views        ${counts(summary.views)}`,
     `projections  ${counts(summary.projections)}`,
@@ -171,16 +136,8 @@ export const command: Command = {
     const { values, positionals } = parseCommandLine(argv, {
       json: { type: 'boolean' },
       task: { type: 'string', multiple: true, value: 'a task name' },
-      uncertain: { type: 'string', multiple: true, value: 'ones, zeros, ignore or TASK=POLICY' },
-      blank: { type: 'string', value: 'zeros or ignore' },
-      frontal: { type: 'boolean' },
-      projection: { type: 'string', multiple: true, value: 'projections such as AP,PA' },
       probe: { type: 'string', default: String(DEFAULT_PROBE), value: 'an integer ≥ 0' },
-      'image-root': { type: 'string', value: 'a folder' },
-      'path-column': { type: 'string', value: 'a column name' },
-      labels: { type: 'string', multiple: true, value: 'column names' },
-      'patient-column': { type: 'string', value: 'a column name' },
-      'study-column': { type: 'string', value: 'a column name' },
+      ...sourceFlagOptions(),
       help: { type: 'boolean', short: 'h' },
     });
     if (values.help === true) {
@@ -196,20 +153,7 @@ export const command: Command = {
     if (probe !== Infinity && (!Number.isInteger(probe) || probe < 0)) {
       throw new Error(`--probe must be an integer ≥ 0 or 'all', got '${values.probe}'`);
     }
-    if (values.blank !== undefined && values.blank !== 'zeros' && values.blank !== 'ignore') {
-      throw new Error(`--blank '${values.blank}': expected zeros or ignore`);
-    }
-    const options: SourceOptions = {
-      uncertain: uncertaintyOption(values.uncertain),
-      blank: values.blank,
-      frontalOnly: values.frontal,
-      projections: list(values.projection),
-      imageRoot: values['image-root'],
-      pathColumn: values['path-column'],
-      labelColumns: list(values.labels),
-      patientColumn: values['patient-column'],
-      studyColumn: values['study-column'],
-    };
+    const options = sourceOptionsFromFlags(values);
     const source = await openSource(spec, options);
     const summary = await summarizeSource(source, { probe });
     const tasks = values.task ?? [];

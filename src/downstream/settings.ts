@@ -18,7 +18,7 @@ export const DOWNSTREAM_SETTINGS = [
     key: 'train',
     type: 'string',
     required: 'train: the training source is required (--train KIND:PATH)',
-    help: 'labelled training pool as KIND:PATH (tb:, folder:, chexpert:, csv:, phantom:)',
+    help: 'labelled training pool as KIND:PATH (tb:, folder:, chexpert:, nih:, mimic:, padchest:, vindr:, csv:, phantom:)',
   },
   {
     key: 'test',

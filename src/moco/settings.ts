@@ -52,7 +52,7 @@ export const PRETRAIN_SETTINGS = [
     key: 'data',
     type: 'string',
     required: '--data KIND:PATH is required (e.g. --data folder:./xrays)',
-    help: 'images as KIND:PATH (chexpert:, tb:, folder:, csv:, phantom:); labels ignored',
+    help: 'images as KIND:PATH (chexpert:, nih:, mimic:, padchest:, vindr:, tb:, folder:, csv:, phantom:); labels ignored',
   },
   { key: 'arch', type: 'string', default: 'resnet18', help: 'backbone' },
   {

@@ -166,12 +166,13 @@ test('chexpert: a bad view, a path without patient/study, a missing column', asy
 test('KIND:PATH: unknown kind lists the kinds; malformed specs and missing paths are named', async () => {
   await assert.rejects(openSource('nifti:/x'), (error: Error) => {
     assert.match(error.message, /unknown kind 'nifti'; the kinds are:/);
-    for (const kind of ['chexpert', 'csv', 'folder', 'tb']) assert.match(error.message, new RegExp(`\\n  ${kind} `));
+    for (const kind of ['chexpert', 'csv', 'folder', 'mimic', 'nih', 'padchest', 'tb', 'vindr'])
+      assert.match(error.message, new RegExp(`\\n  ${kind} `));
     return true;
   });
   await assert.rejects(
     openSource('/data/train.csv'),
-    /expected KIND:PATH, where KIND is one of chexpert, csv, folder, phantom, tb/,
+    /expected KIND:PATH, where KIND is one of chexpert, csv, folder, mimic, nih, padchest, phantom, tb, vindr/,
   );
   await assert.rejects(openSource('tb:'), /nothing after 'tb:', expected a path/);
   const gone = join(root, 'no-such-folder');

@@ -140,6 +140,7 @@ export async function openChexpert(location: string, options: SourceOptions): Pr
     location,
     tasks,
     records,
+    patientRule: 'paths (.../patientNNNNN/studyN/...)',
     fileCounts: Object.fromEntries(tasks.map((task, i) => [task, fileCounts[i] as FileLabelCounts])),
   };
 }

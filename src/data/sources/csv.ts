@@ -72,6 +72,10 @@ export async function openCsv(location: string, options: SourceOptions): Promise
     location,
     tasks,
     records,
+    patientRule:
+      patientColumn === undefined
+        ? 'one per row (patientColumn / --patient-column names a column)'
+        : `column '${options.patientColumn}'`,
     fileCounts: Object.fromEntries(tasks.map((task, i) => [task, fileCounts[i] as FileLabelCounts])),
   };
 }

@@ -2,13 +2,15 @@
  * A folder with one sub-folder per class (`NORMAL/`, `PNEUMONIA/`). Labels are
  * one-hot over the class names; with two classes one of which is normal, the
  * other names the binary task (`PNEUMONIA`). Patient ids come from file names
- * that carry one (Kermany's pneumonia set), else each file is its own patient.
+ * that carry one (Kermany's pneumonia set; NIH's `00001234_005.png`), else each
+ * file is its own patient.
  */
 import { basename, join, resolve } from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
 
 import { type LabelValue, type XrayRecord } from '../records.js';
 import { compareText, isImageFile, listFolder, requireFolder } from './files.js';
+import { parseNihName } from './patients.js';
 import { type SkippedFile, type Source, type SourceOptions } from './source.js';
 
 const SPLIT_FOLDER = /^(train|training|test|testing|val|valid|validation)$/i;
@@ -63,6 +65,7 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
     );
   }
   const records: XrayRecord[] = [];
+  const rules = { Kermany: 0, NIH: 0, none: 0 };
   for (const name of classes) {
     const labels: Record<string, LabelValue> = {};
     for (const other of classes) labels[other] = other === name ? 1 : 0;
@@ -74,7 +77,9 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
         skipped.push({ path: id, reason: 'not an image file' });
         continue;
       }
-      const parsed = parseKermanyName(basename(relative));
+      const kermany = parseKermanyName(basename(relative));
+      const parsed = kermany ?? parseNihName(basename(relative));
+      rules[kermany !== undefined ? 'Kermany' : parsed !== undefined ? 'NIH' : 'none']++;
       records.push({
         id,
         path: join(folder, name, relative),
@@ -88,5 +93,18 @@ export async function openFolder(location: string, _options: SourceOptions): Pro
   const normal = classes.filter((name) => NORMAL_CLASS.test(name));
   const defaultTask =
     classes.length === 2 && normal.length === 1 ? classes.find((name) => name !== normal[0]) : undefined;
-  return { kind: 'folder', location, tasks: classes, defaultTask, records, skipped };
+  return { kind: 'folder', location, tasks: classes, defaultTask, records, skipped, patientRule: ruleWords(rules) };
+}
+
+/** How the folder's patients were found, in words: "file names (Kermany 5216)", "file names (NIH 10), one per image 2". */
+function ruleWords(rules: { Kermany: number; NIH: number; none: number }): string {
+  const names = [
+    ...(rules.Kermany > 0 ? [`Kermany person123_/IM-0001-0001 ${rules.Kermany}`] : []),
+    ...(rules.NIH > 0 ? [`NIH 00001234_005 ${rules.NIH}`] : []),
+  ];
+  const parts = [
+    ...(names.length > 0 ? [`file names (${names.join(', ')})`] : []),
+    ...(rules.none > 0 ? [`one per image ${rules.none}`] : []),
+  ];
+  return parts.join(', ');
 }

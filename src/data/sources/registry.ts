@@ -7,7 +7,16 @@
  * an image generator.
  */
 import { type XrayRecord } from '../records.js';
-import { passesFilters, type Source, type SourceFactory, type SourceKind, type SourceOptions } from './source.js';
+import { applyPatientPattern } from './patients.js';
+import {
+  checkViewOption,
+  OPTION_KINDS,
+  passesFilters,
+  type Source,
+  type SourceFactory,
+  type SourceKind,
+  type SourceOptions,
+} from './source.js';
 
 type Loader = () => Promise<SourceFactory>;
 
@@ -15,6 +24,22 @@ const BUILT_IN: Record<string, { summary: string; load: Loader }> = {
   chexpert: {
     summary: 'CheXpert train.csv / valid.csv (.csv.gz too), 14 observations',
     load: async () => (await import('./chexpert.js')).openChexpert,
+  },
+  nih: {
+    summary: 'NIH ChestX-ray14 Data_Entry_2017(_v2020).csv(.gz), 14 findings; --split',
+    load: async () => (await import('./nih.js')).openNih,
+  },
+  vindr: {
+    summary: 'VinDr-CXR train.csv, a row per finding per reader; train/ID.dicom; --min-readers',
+    load: async () => (await import('./vindr.js')).openVindr,
+  },
+  mimic: {
+    summary: 'MIMIC-CXR-JPG folder: chexpert, metadata, split tables; files/pXX/...; --split',
+    load: async () => (await import('./mimic.js')).openMimic,
+  },
+  padchest: {
+    summary: "PadChest's PADCHEST_chest_x_ray_images_labels_*.csv(.gz); 16-bit PNGs",
+    load: async () => (await import('./padchest.js')).openPadchest,
   },
   tb: {
     summary: 'Shenzhen (CHNCXR_*) and Montgomery (MCUCXR_*) tuberculosis PNGs, recursively',
@@ -83,6 +108,8 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
       .join('\n');
     throw new Error(`source '${spec}': unknown kind '${kind}'; the kinds are:\n${kinds}`);
   }
+  checkViewOption(options, `source '${spec}'`);
+  if (!registered.has(kind)) checkOptionKinds(kind, options, spec);
   const source = await open(location, options);
   const records = source.records.filter((record) => passesFilters(record.view, record.projection, options));
   if (records.length === 0) {
@@ -91,16 +118,43 @@ export async function openSource(spec: string, options: SourceOptions = {}): Pro
     throw new Error(
       filters === ''
         ? `source '${spec}': no images found`
-        : `source '${spec}': no images pass the filters (${filters})`,
+        : `source '${spec}': no images pass the filters (${filters})${unknownNote(source.records, options)}`,
     );
   }
   checkUniqueIds(records, spec);
+  if (options.patientPattern !== undefined) {
+    applyPatientPattern(records, options.patientPattern, `source '${spec}'`);
+    return { ...source, records, patientRule: `pattern '${options.patientPattern}' on the image ids` };
+  }
   return { ...source, records };
+}
+
+/** Throws when an option only other kinds read is given, so that it cannot pass unnoticed. */
+function checkOptionKinds(kind: string, options: SourceOptions, spec: string): void {
+  for (const [key, kinds] of Object.entries(OPTION_KINDS)) {
+    if (options[key as keyof SourceOptions] === undefined || kinds.includes(kind)) continue;
+    throw new Error(`source '${spec}': option ${key} applies to ${kinds.join(', ')} sources, not ${kind}`);
+  }
+}
+
+/** Why filters may have left nothing: how many images the source gives no view or projection for. */
+function unknownNote(records: readonly XrayRecord[], options: SourceOptions): string {
+  const notes: string[] = [];
+  const noView = records.filter((record) => record.view === undefined).length;
+  const noProjection = records.filter((record) => record.projection === undefined).length;
+  if ((options.frontalOnly === true || options.views !== undefined) && noView > 0) {
+    notes.push(`${noView} of ${records.length} images have no view in this source`);
+  }
+  if (options.projections !== undefined && noProjection > 0) {
+    notes.push(`${noProjection} of ${records.length} have no projection`);
+  }
+  return notes.length === 0 ? '' : `; ${notes.join(', ')}`;
 }
 
 function filterNames(options: SourceOptions): string {
   const names: string[] = [];
   if (options.frontalOnly === true) names.push('frontal only');
+  if (options.views !== undefined) names.push(`views ${options.views.join('/')}`);
   if (options.projections !== undefined) names.push(`projections ${options.projections.join('/')}`);
   return names.join(', ');
 }

@@ -38,6 +38,8 @@ export interface SourceSummary {
   location: string;
   images: number;
   patients: number;
+  /** How patients were found: a column, a file-name rule, a pattern, or one per image. */
+  patientRule: string;
   studies: number;
   tasks: string[];
   defaultTask?: string;
@@ -162,6 +164,7 @@ export async function summarizeSource(source: Source, { probe = 0 }: { probe?: n
     location: source.location,
     images: records.length,
     patients: patients.size,
+    patientRule: source.patientRule ?? 'one per image',
     studies: studies.size,
     tasks: source.tasks,
     ...(source.defaultTask === undefined ? {} : { defaultTask: source.defaultTask }),

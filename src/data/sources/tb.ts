@@ -52,5 +52,13 @@ export async function openTb(location: string, _options: SourceOptions): Promise
   if (records.length === 0) {
     throw new Error(`tb: no CHNCXR_NNNN_L.png or MCUCXR_NNNN_L.png images under ${location}`);
   }
-  return { kind: 'tb', location, tasks: [TB_TASK], defaultTask: TB_TASK, records, skipped };
+  return {
+    kind: 'tb',
+    location,
+    tasks: [TB_TASK],
+    defaultTask: TB_TASK,
+    records,
+    skipped,
+    patientRule: 'file names (CHNCXR_NNNN, MCUCXR_NNNN)',
+  };
 }

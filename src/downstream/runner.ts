@@ -10,12 +10,18 @@
  * - `cells.jsonl`: one line per finished cell (AUCs, epochs, history);
  * - `metrics.json`: per fraction, AUC per draw, mean, and the bootstrap CI of
  *   the mean over draws (the test set resampled, as MoCo-CXR does);
+ * - `models/f<fraction>-d<draw>.pt` (finetune): the cell's best checkpoint on
+ *   validation AUC as a classifier file, which `moco-cxr predict` reads;
  * - `features/` (linear): the frozen features, reused by reruns.
+ *
+ * Unset `normalize` and `imageSize` follow the preprocessing recorded in the
+ * `init` checkpoint (a moco-cxr pretraining or classifier file).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { writeDraw } from '../data/fractions.js';
+import { readCheckpointPreprocessing, withCheckpointPreprocessing } from '../data/preprocessing.js';
 import { type Interval } from '../eval/bootstrap.js';
 import { scoreOverDraws } from '../eval/draws.js';
 import { type DownstreamMode, type DownstreamResult, epochsForFraction, type TestPredictions } from './downstream.js';
@@ -24,7 +30,7 @@ import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
 import { type DownstreamConfig, type DownstreamInput, resolveDownstreamConfig } from './settings.js';
-import { drawTrainingSet, type DownstreamData, prepareDownstreamData } from './setup.js';
+import { drawTrainingSet, type DownstreamData, parseInit, prepareDownstreamData } from './setup.js';
 
 export {
   DOWNSTREAM_DEFAULTS,
@@ -254,6 +260,23 @@ function summaryTable(metrics: DownstreamMetrics): string {
 }
 
 /**
+ * `input` with unset `normalize` and `imageSize` taken from the preprocessing
+ * the `init` file records (pretraining checkpoints and classifier files of
+ * moco-cxr do); a set one that differs is kept, with a warning.
+ */
+function followInitPreprocessing(input: DownstreamInput, warn: (line: string) => void): DownstreamInput {
+  if (typeof input.init !== 'string') return input;
+  let file: string | undefined;
+  try {
+    file = parseInit(input.init).file;
+  } catch {
+    return input; // The settings' own check reports a missing file.
+  }
+  if (file === undefined) return input;
+  return withCheckpointPreprocessing(input, readCheckpointPreprocessing(file), file, warn);
+}
+
+/**
  * Runs (or continues) a linear-probe or fine-tuning grid as configured: opens
  * and caches the data, extracts the frozen features once (linear), runs every
  * (fraction, draw) cell not yet finished in the run folder, and writes the
@@ -265,12 +288,13 @@ export async function runDownstream(
   input: DownstreamInput,
   hooks: DownstreamHooks = {},
 ): Promise<DownstreamRun> {
-  const config = resolveDownstreamConfig(input);
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const config = resolveDownstreamConfig(followInitPreprocessing(input, log));
   const runDir = resolve(config.out);
   // The task may be the source's default, known only once the data are open.
   checkRunFolder(runDir, config, mode, config.task === undefined ? ['task'] : []);
-  for (const folder of ['', 'draws', 'predictions']) mkdirSync(join(runDir, folder), { recursive: true });
+  for (const folder of ['', 'draws', 'predictions', ...(mode === 'finetune' ? ['models'] : [])])
+    mkdirSync(join(runDir, folder), { recursive: true });
 
   let data: DownstreamData;
   try {
@@ -357,6 +381,7 @@ export async function runDownstream(
           normalize: config.normalize,
           device: config.device,
           evalBatchSize: config.evalBatchSize,
+          modelFile: join(runDir, 'models', `${name}.pt`),
         });
       }
       writeCell(runDir, result);

@@ -4,7 +4,9 @@
  * `moco-cxr finetune` wrote, with the preprocessing its file records.
  */
 import { flagsOf } from '../config/settings.js';
+import { readClassifier } from '../downstream/classifier-file.js';
 import {
+  camWriter,
   PREDICT_SETTINGS,
   predict,
   predictionsCsv,
@@ -37,22 +39,31 @@ export const command: Command = {
       );
     }
     if (inputs.length === 0) throw new Error(`no image files in ${positionals.join(', ')}`);
-    const result = await withInterrupt((signal) =>
-      predict(config.model, inputs, {
-        normalize: config.normalize,
-        imageSize: config.imageSize,
-        batchSize: config.batchSize,
-        device: config.device,
-        progress: 'predict',
-        signal,
-      }),
-    );
+    const classifier = readClassifier(config.model);
+    let result;
+    try {
+      const forward = config.cam === undefined ? undefined : camWriter(config.cam, classifier.tasks);
+      result = await withInterrupt((signal) =>
+        predict(classifier, inputs, {
+          normalize: config.normalize,
+          imageSize: config.imageSize,
+          batchSize: config.batchSize,
+          device: config.device,
+          progress: 'predict',
+          signal,
+          forward,
+        }),
+      );
+    } finally {
+      classifier.model.dispose();
+    }
     if (config.out === undefined) process.stdout.write(predictionsCsv(result));
     else writePredictions(config.out, result);
     process.stderr.write(
       `scored ${result.images.length - result.failed} of ${result.images.length} images` +
         (config.out === undefined ? '' : ` into ${config.out}`) +
         (result.failed > 0 ? `; ${result.failed} bad files` : '') +
+        (config.cam === undefined ? '' : `; Grad-CAM overlays in ${config.cam}`) +
         '\n',
     );
     return result.failed === result.images.length ? 1 : 0;

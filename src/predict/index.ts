@@ -18,5 +18,6 @@ export {
   type Predictions,
   type StudyPrediction,
 } from './predict.js';
+export { camFileName, camOverlay, camWriter, gradCam, scaledMaps, type GradCam } from './cam.js';
 export { predictionsCsv, predictionsJson, writePredictions } from './output.js';
 export { PREDICT_SETTINGS, resolvePredictConfig, type PredictConfig } from './settings.js';

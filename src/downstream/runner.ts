@@ -12,7 +12,10 @@
  *   the mean over draws (the test set resampled, as MoCo-CXR does);
  * - `models/f<fraction>-d<draw>.pt` (finetune): the cell's best checkpoint on
  *   validation AUC as a classifier file, which `moco-cxr predict` reads;
- * - `features/` (linear): the frozen features, reused by reruns.
+ * - `features/` (linear): the frozen features, reused by reruns;
+ * - `events.out.tfevents.*`: each finished cell's history for TensorBoard, as
+ *   `f<fraction>-d<draw>/trainLoss` per epoch, `…/valAuc` per validation
+ *   (at its training step) and `…/testAuc` (at the last step).
  *
  * Unset `normalize` and `imageSize` follow the preprocessing recorded in the
  * `init` checkpoint (a moco-cxr pretraining or classifier file).
@@ -26,6 +29,7 @@ import { type Interval } from '../eval/bootstrap.js';
 import { scoreOverDraws } from '../eval/draws.js';
 import { type DownstreamMode, type DownstreamResult, epochsForFraction, type TestPredictions } from './downstream.js';
 import { isAbortError } from '../util/abort.js';
+import { EventWriter } from '../util/tensorboard.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
@@ -195,6 +199,17 @@ function writeCell(runDir: string, result: DownstreamResult): void {
   appendFileSync(join(runDir, 'cells.jsonl'), `${JSON.stringify(line)}\n`);
 }
 
+/** A finished cell's history as TensorBoard scalars under the cell's name. */
+function writeCellEvents(events: EventWriter, result: DownstreamResult): void {
+  const name = cellName(result.fraction, result.draw);
+  for (const epoch of result.history.epochs) events.scalars(epoch.epoch, { [`${name}/trainLoss`]: epoch.trainLoss });
+  for (const evaluation of result.history.evaluations) {
+    events.scalars(evaluation.step, { [`${name}/valAuc`]: evaluation.valAuc });
+  }
+  const last = result.history.evaluations.at(-1)?.step ?? result.history.epochs.length;
+  events.scalars(last, { [`${name}/testAuc`]: result.testAuc });
+}
+
 function sameTestSet(results: readonly DownstreamResult[]): boolean {
   const first = results[0]?.test.ids;
   return results.every((r) => r.test.ids.length === first?.length && r.test.ids.every((id, i) => id === first[i]));
@@ -321,6 +336,8 @@ export async function runDownstream(
   const results: DownstreamResult[] = [];
   let skipped = 0;
   let features: FeatureSet | undefined;
+  // Made at the first finished cell: a rerun with nothing left to do adds no file.
+  let events: EventWriter | undefined;
   let status: DownstreamRun['status'] = 'finished';
   try {
     for (const { fraction, draw } of cells) {
@@ -385,6 +402,8 @@ export async function runDownstream(
         });
       }
       writeCell(runDir, result);
+      events ??= new EventWriter(runDir);
+      writeCellEvents(events, result);
       results.push(result);
       hooks.onCell?.(result);
       log(
@@ -397,6 +416,7 @@ export async function runDownstream(
     status = 'interrupted';
   } finally {
     features?.dispose();
+    events?.close();
     await data.close();
   }
 

@@ -13,6 +13,7 @@ import { runDownstream } from '../../src/downstream/runner.js';
 import { resnet18 } from '../../src/models/index.js';
 import * as torch from '../../src/torch/index.js';
 import { maxAbsDiff, oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
+import { checkEvents, tfeventsReaderMissing } from '../helpers/tfevents.js';
 
 describe('preprocessing recorded in checkpoints', () => {
   const dir = tempDir();
@@ -109,6 +110,8 @@ describe('preprocessing recorded in checkpoints', () => {
     assert.equal(config.normalize, 'moco-cxr');
     assert.equal(config.imageSize, 32);
     assert.equal(log.filter((l) => l.includes('warning')).length, 0);
+    // The cell's history for TensorBoard, read back independently.
+    if (tfeventsReaderMissing() === undefined) checkEvents(out, 'cells');
 
     const modelFile = join(out, 'models', 'f1-d0.pt');
     assert.ok(existsSync(modelFile));
@@ -161,6 +164,10 @@ with torch.no_grad():
     const linearConfig = JSON.parse(readFileSync(join(overridden, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(linearConfig.normalize, 'imagenet');
     assert.equal(linearConfig.imageSize, 32);
+    if (tfeventsReaderMissing() === undefined) {
+      const tags = new Set(checkEvents(overridden, 'cells').found.map(([tag]) => tag));
+      assert.deepEqual([...tags].sort(), ['f1-d0/testAuc', 'f1-d0/trainLoss', 'f1-d0/valAuc']);
+    }
   });
 
   test('a file that is not a classifier is refused, saying what it holds', () => {

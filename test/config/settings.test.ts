@@ -12,9 +12,14 @@ import { flagName, flagsOf, problemWith, resolve, type Setting } from '../../src
 import { PRETRAIN_SETTINGS } from '../../src/moco/settings.js';
 import { readStudyConfig } from '../../src/study/config.js';
 import { DOWNSTREAM_SETTINGS } from '../../src/downstream/settings.js';
+import { PREDICT_SETTINGS } from '../../src/predict/settings.js';
 import { tempDir } from '../helpers/oracle.js';
 
-const TABLES: Record<string, readonly Setting[]> = { pretrain: PRETRAIN_SETTINGS, downstream: DOWNSTREAM_SETTINGS };
+const TABLES: Record<string, readonly Setting[]> = {
+  pretrain: PRETRAIN_SETTINGS,
+  downstream: DOWNSTREAM_SETTINGS,
+  predict: PREDICT_SETTINGS,
+};
 
 /** A value of another type than the setting's. */
 function wrongValue(setting: Setting): unknown {

@@ -73,3 +73,10 @@ export {
   type PhantomOptions,
   type PhantomParams,
 } from './phantoms.js';
+export {
+  preprocessingEntry,
+  readCheckpointPreprocessing,
+  readPreprocessing,
+  withCheckpointPreprocessing,
+  type Preprocessing,
+} from './preprocessing.js';

@@ -25,6 +25,7 @@ import {
 } from './cell.js';
 import { mapImages } from '../data/images.js';
 import { Progress } from '../util/progress.js';
+import { writeClassifier } from './classifier-file.js';
 import { cellResult, ModelSelection } from './selection.js';
 import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
@@ -52,6 +53,11 @@ export interface FinetuneOptions extends CellOptions {
   augment?: BatchAugmentation;
   /** Evaluations without improvement before stopping (default: train every epoch). */
   patience?: number;
+  /**
+   * Where to write the checkpoint with the best validation AUC as a classifier
+   * file (weights, task, preprocessing: see `classifier-file.ts`); none when undefined.
+   */
+  modelFile?: string;
 }
 
 /** The augmentation fine-tuning uses unless told otherwise. */
@@ -198,6 +204,16 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     }
 
     const kept = selection.selected('fine-tuning');
+    if (options.modelFile !== undefined) {
+      const best = kept[0]!;
+      writeClassifier(options.modelFile, best.item, {
+        arch: options.arch,
+        tasks: [task],
+        // The views it was trained and selected on (finetuneAugmentation, evalView); a custom augment is the caller's.
+        preprocessing: { normalize: options.normalize ?? 'imagenet', imageSize: options.imageSize, channels: 3 },
+        origin: { init: options.init, fraction, draw, epoch: best.epoch, step: best.step, val_auc: best.valAuc },
+      });
+    }
     const sum = new Float64Array(testSplit.records.length);
     for (const entry of kept) {
       model.loadStateDict(entry.item);

@@ -59,6 +59,13 @@ export {
 } from './linear.js';
 export { finetune, finetuneAugmentation, type FinetuneOptions } from './finetune.js';
 export {
+  CLASSIFIER_FORMAT,
+  readClassifier,
+  writeClassifier,
+  type ClassifierInfo,
+  type LoadedClassifier,
+} from './classifier-file.js';
+export {
   DOWNSTREAM_DEFAULTS,
   downstreamMetrics,
   gridCells,

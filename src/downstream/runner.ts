@@ -10,19 +10,29 @@
  * - `cells.jsonl`: one line per finished cell (AUCs, epochs, history);
  * - `metrics.json`: per fraction, AUC per draw, mean, and the bootstrap CI of
  *   the mean over draws (the test set resampled, as MoCo-CXR does);
- * - `features/` (linear): the frozen features, reused by reruns.
+ * - `models/f<fraction>-d<draw>.pt` (finetune): the cell's best checkpoint on
+ *   validation AUC as a classifier file, which `moco-cxr predict` reads;
+ * - `features/` (linear): the frozen features, reused by reruns;
+ * - `events.out.tfevents.*`: each finished cell's history for TensorBoard, as
+ *   `f<fraction>-d<draw>/trainLoss` per epoch, `…/valAuc` per validation
+ *   (at its training step) and `…/testAuc` (at the last step).
+ *
+ * Unset `normalize` and `imageSize` follow the preprocessing recorded in the
+ * `init` checkpoint (a moco-cxr pretraining or classifier file).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { writeDraw } from '../data/fractions.js';
+import { readCheckpointPreprocessing, withCheckpointPreprocessing } from '../data/preprocessing.js';
 import { type DownstreamMode, type DownstreamResult, epochsForFraction } from './cell.js';
 import { isAbortError } from '../util/abort.js';
+import { EventWriter } from '../util/tensorboard.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
 import { type DownstreamInput, resolveDownstreamConfig } from './settings.js';
-import { drawTrainingSet, type DownstreamData, prepareDownstreamData } from './setup.js';
+import { drawTrainingSet, type DownstreamData, parseInit, prepareDownstreamData } from './setup.js';
 import { downstreamMetrics, type DownstreamMetrics, summaryTable } from './metrics.js';
 import { cellName, checkRunFolder, readFinished, writeCell, writeFileAtomically } from './run-folder.js';
 
@@ -63,6 +73,34 @@ export function gridCells(fractions: readonly number[], draws: number): { fracti
   );
 }
 
+/** A finished cell's history as TensorBoard scalars under the cell's name. */
+function writeCellEvents(events: EventWriter, result: DownstreamResult): void {
+  const name = cellName(result.fraction, result.draw);
+  for (const epoch of result.history.epochs) events.scalars(epoch.epoch, { [`${name}/trainLoss`]: epoch.trainLoss });
+  for (const evaluation of result.history.evaluations) {
+    events.scalars(evaluation.step, { [`${name}/valAuc`]: evaluation.valAuc });
+  }
+  const last = result.history.evaluations.at(-1)?.step ?? result.history.epochs.length;
+  events.scalars(last, { [`${name}/testAuc`]: result.testAuc });
+}
+
+/**
+ * `input` with unset `normalize` and `imageSize` taken from the preprocessing
+ * the `init` file records (pretraining checkpoints and classifier files of
+ * moco-cxr do); a set one that differs is kept, with a warning.
+ */
+function followInitPreprocessing(input: DownstreamInput, warn: (line: string) => void): DownstreamInput {
+  if (typeof input.init !== 'string') return input;
+  let file: string | undefined;
+  try {
+    file = parseInit(input.init).file;
+  } catch {
+    return input; // The settings' own check reports a missing file.
+  }
+  if (file === undefined) return input;
+  return withCheckpointPreprocessing(input, readCheckpointPreprocessing(file), file, warn);
+}
+
 /**
  * Runs (or continues) a linear-probe or fine-tuning grid as configured: opens
  * and caches the data, extracts the frozen features once (linear), runs every
@@ -75,12 +113,13 @@ export async function runDownstream(
   input: DownstreamInput,
   hooks: DownstreamHooks = {},
 ): Promise<DownstreamRun> {
-  const config = resolveDownstreamConfig(input);
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const config = resolveDownstreamConfig(followInitPreprocessing(input, log));
   const runDir = resolve(config.out);
   // The task may be the source's default, known only once the data are open.
   checkRunFolder(runDir, config, mode, config.task === undefined ? ['task'] : []);
-  for (const folder of ['', 'draws', 'predictions']) mkdirSync(join(runDir, folder), { recursive: true });
+  for (const folder of ['', 'draws', 'predictions', ...(mode === 'finetune' ? ['models'] : [])])
+    mkdirSync(join(runDir, folder), { recursive: true });
 
   let data: DownstreamData;
   try {
@@ -107,6 +146,8 @@ export async function runDownstream(
   const results: DownstreamResult[] = [];
   let skipped = 0;
   let features: FeatureSet | undefined;
+  // Made at the first finished cell: a rerun with nothing left to do adds no file.
+  let events: EventWriter | undefined;
   let status: DownstreamRun['status'] = 'finished';
   try {
     for (const { fraction, draw } of cells) {
@@ -167,9 +208,12 @@ export async function runDownstream(
           normalize: config.normalize,
           device: config.device,
           evalBatchSize: config.evalBatchSize,
+          modelFile: join(runDir, 'models', `${name}.pt`),
         });
       }
       writeCell(runDir, result);
+      events ??= new EventWriter(runDir);
+      writeCellEvents(events, result);
       results.push(result);
       hooks.onCell?.(result);
       log(
@@ -182,6 +226,7 @@ export async function runDownstream(
     status = 'interrupted';
   } finally {
     features?.dispose();
+    events?.close();
     await data.close();
   }
 

@@ -96,13 +96,22 @@ export const DOWNSTREAM_SETTINGS = [
       modelNames().includes(value) ? undefined : `: unknown model '${value}'; available: ${modelNames().join(', ')}`,
     help: 'backbone',
   },
-  { key: 'imageSize', type: 'int', range: 'positive', ...imageSide, default: 320, help: 'input side' },
+  {
+    key: 'imageSize',
+    type: 'int',
+    range: 'positive',
+    ...imageSide,
+    default: 320,
+    defaultHelp: "the init checkpoint's, else 320",
+    help: 'input side',
+  },
   CACHE_SIZE_SETTING,
   {
     key: 'normalize',
     type: 'string',
     oneOf: Object.keys(NORMALIZATIONS) as NormalizationName[],
     default: 'imagenet',
+    defaultHelp: "the init checkpoint's, else imagenet",
     help: 'input normalization: imagenet, moco-cxr or none',
   },
   {

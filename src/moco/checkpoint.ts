@@ -2,9 +2,12 @@
  * Pretraining checkpoints: written in the reference code's format (`epoch`,
  * `arch`, `state_dict` with `module.*` names, `optimizer`) plus what an exact
  * resume needs (`scheduler`, `batch`, `step`, the run's `config`, and for
- * float16 the loss scaler under PyTorch's `scaler` key), and read back with
+ * float16 the loss scaler under PyTorch's `scaler` key) and the preprocessing
+ * the encoder was trained with (MoCo-CXR's normalization, the crop side, grey
+ * replicated to 3 channels: see `data/preprocessing.ts`), and read back with
  * a check that the file is such a checkpoint.
  */
+import { PREPROCESSING_KEY, preprocessingEntry } from '../data/preprocessing.js';
 import { type Adam, type LRScheduler, type SGD } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { type GradScaler } from '../optim/grad-scaler.js';
@@ -71,6 +74,8 @@ export function writePretrainCheckpoint(
         batch: at.batch,
         step: at.step,
         config: { ...config },
+        // The pretraining augmentation's view: mocoCxrAugmentation(imageSize) normalizes with MoCo-CXR's statistics.
+        [PREPROCESSING_KEY]: preprocessingEntry({ normalize: 'moco-cxr', imageSize: config.imageSize, channels: 3 }),
         ...(state.scaler === undefined ? {} : { scaler: scalerEntry(state.scaler) }),
       },
       path,

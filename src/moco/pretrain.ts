@@ -10,6 +10,7 @@ import { appendFileSync, copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
+import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tensorboard.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
@@ -74,6 +75,14 @@ interface RunPaths {
   runDir: string;
   lastPath: string;
   metricsPath: string;
+  /** This invocation's TensorBoard event file, which gets the scalars of every metrics row. */
+  events: EventWriter;
+}
+
+/** Appends a row to `metrics.jsonl` and its scalars to the event file. */
+function logMetrics(run: RunPaths, row: Record<string, unknown> & { step: number }): void {
+  appendFileSync(run.metricsPath, `${JSON.stringify(row)}\n`);
+  run.events.scalars(row.step, rowScalars(row));
 }
 
 /** What one run trains with, made by {@link setUpTraining}. */
@@ -113,6 +122,8 @@ function openRunFolder(config: PretrainConfig, resume: boolean, log: (line: stri
   } else {
     const fresh = prepareFreshRun(runDir);
     if (fresh !== undefined) log(fresh);
+    // Event files of an unsaved run go with its metrics rows.
+    removeEvents(runDir);
   }
   const stale = removeStaleTemporaries(runDir);
   if (stale.files.length > 0) {
@@ -121,7 +132,13 @@ function openRunFolder(config: PretrainConfig, resume: boolean, log: (line: stri
         `(${(stale.bytes / 1e6).toFixed(1)} MB: ${stale.files.join(', ')})`,
     );
   }
-  return { runDir, lastPath: join(runDir, 'last.pt'), metricsPath: join(runDir, 'metrics.jsonl') };
+  mkdirSync(runDir, { recursive: true });
+  return {
+    runDir,
+    lastPath: join(runDir, 'last.pt'),
+    metricsPath: join(runDir, 'metrics.jsonl'),
+    events: new EventWriter(runDir),
+  };
 }
 
 /** Opens the images, writes the run's config, and builds the cache; undefined when interrupted during the build. */
@@ -235,6 +252,7 @@ function resumeTraining(run: RunPaths, training: Training, log: (line: string) =
   // Rows of steps after the checkpoint were written by a run that died before saving them.
   const dropped = trimMetrics(run.metricsPath, at.step);
   if (dropped > 0) log(`metrics: removed ${dropped} rows after step ${at.step} (not covered by the checkpoint)`);
+  trimEvents(run.runDir, at.step);
   return at;
 }
 
@@ -289,10 +307,7 @@ async function trainOneEpoch(
       const imagesPerSecond = standing.windowImages / ((performance.now() - standing.windowStart) / 1000);
       if (step % config.logEvery === 0) {
         const lr = optimizer.paramGroups[0]!.lr;
-        appendFileSync(
-          run.metricsPath,
-          `${JSON.stringify({ step, epoch, batch: batch.index, loss: result.loss, top1: result.top1, lr, imagesPerSecond })}\n`,
-        );
+        logMetrics(run, { step, epoch, batch: batch.index, loss: result.loss, top1: result.top1, lr, imagesPerSecond });
         standing.windowStart = performance.now();
         standing.windowImages = 0;
       }
@@ -351,6 +366,7 @@ export async function pretrain(
   const cache = await setUpData(config, run, options.signal, log);
   if (cache === undefined) {
     const message = 'interrupted while building the image cache; rerun to continue where it stopped';
+    run.events.close();
     log(message);
     return {
       status: 'interrupted',
@@ -387,6 +403,7 @@ export async function pretrain(
   const progress = new Progress('pretrain', totalSteps, { plain: options.plainProgress });
   const finish = async (status: PretrainResult['status'], message: string): Promise<PretrainResult> => {
     progress.finish();
+    run.events.close();
     await cache.close();
     await monitor?.close();
     training.scaler?.dispose();
@@ -417,10 +434,7 @@ export async function pretrain(
       standing.at = { epoch: epoch + 1, batch: 0, step: standing.at.step };
       if (monitor !== undefined) {
         const monitorAuc = await monitor.evaluate(training.model.encoderQ);
-        appendFileSync(
-          run.metricsPath,
-          `${JSON.stringify({ epoch: standing.at.epoch, step: standing.at.step, monitorAuc })}\n`,
-        );
+        logMetrics(run, { epoch: standing.at.epoch, step: standing.at.step, monitorAuc });
         log(`epoch ${standing.at.epoch}: kNN AUC on '${monitor.task}' ${monitorAuc.toFixed(4)}`);
       }
     }

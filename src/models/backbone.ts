@@ -54,6 +54,13 @@ export abstract class Backbone extends Module {
   /** The pooled feature vector `[N, featureDim]`: everything up to and including the global average pool. */
   abstract features(input: Tensor): Tensor;
 
+  /**
+   * The last convolutional block's output `[N, featureDim, h, w]`, the map
+   * `features()` averages: ResNet's `layer4`, DenseNet's `features` (ending in
+   * `norm5`) followed by its ReLU. Grad-CAM weighs this map.
+   */
+  abstract featureMap(input: Tensor): Tensor;
+
   /** Initializes a convolution the way the model initializes all of its convolutions (also a rebuilt stem). */
   protected abstract initConv(conv: Conv2d): void;
 

@@ -152,12 +152,16 @@ export class DenseNet extends Backbone {
     kaimingNormal_(conv.weight);
   }
 
-  features(input: Tensor): Tensor {
+  featureMap(input: Tensor): Tensor {
     let out = this.forwardStem(input);
     for (const [name, module] of this.trunk.namedChildren()) {
       if (name !== 'conv0') out = advance(out, module.forward(out));
     }
-    out.relu_();
+    return out.relu_();
+  }
+
+  features(input: Tensor): Tensor {
+    let out = this.featureMap(input);
     out = advance(out, adaptiveAvgPool2d(out, 1));
     return advance(out, out.flatten(1));
   }

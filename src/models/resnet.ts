@@ -182,11 +182,16 @@ export class ResNet extends Backbone {
     this.classifier = module;
   }
 
-  features(input: Tensor): Tensor {
+  featureMap(input: Tensor): Tensor {
     let out = this.forwardStem(input);
     out = advance(out, this.bn1.forward(out)).relu_();
     out = advance(out, this.maxpool.forward(out));
     for (const stage of this.layers) out = advance(out, stage.forward(out));
+    return out;
+  }
+
+  features(input: Tensor): Tensor {
+    let out = this.featureMap(input);
     out = advance(out, this.avgpool.forward(out));
     return advance(out, out.flatten(1));
   }

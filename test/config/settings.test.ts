@@ -20,6 +20,7 @@ import {
   STUDY_TRAINING_SETTINGS,
 } from '../../src/study/settings.js';
 import { DOCTOR_SETTINGS } from '../../src/cli/doctor.js';
+import { PREDICT_SETTINGS } from '../../src/predict/settings.js';
 import { tempDir } from '../helpers/oracle.js';
 
 const TABLES: Record<string, readonly Setting[]> = {
@@ -31,6 +32,7 @@ const TABLES: Record<string, readonly Setting[]> = {
   'study target mode': STUDY_MODE_SETTINGS,
   demo: DEMO_SETTINGS,
   doctor: DOCTOR_SETTINGS,
+  predict: PREDICT_SETTINGS,
 };
 
 /** A value of another type than the setting's. */

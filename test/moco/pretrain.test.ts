@@ -91,6 +91,7 @@ describe('pretrain', { skip: noData }, () => {
         queue: number[];
         ptr: number;
         missing: string[];
+        preprocessing: Record<string, unknown>;
       }>(
         `
 import torch, torchvision
@@ -100,7 +101,8 @@ q = {k[len('module.encoder_q.'):]: v for k, v in sd.items() if k.startswith('mod
 net = torchvision.models.resnet18()
 res = net.load_state_dict(q, strict=False)
 OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], 'queue': list(sd['module.queue'].shape),
-          'ptr': int(sd['module.queue_ptr'][0]), 'missing': res.missing_keys, 'unexpected': res.unexpected_keys}
+          'ptr': int(sd['module.queue_ptr'][0]), 'missing': res.missing_keys, 'unexpected': res.unexpected_keys,
+          'preprocessing': ck['preprocessing']}
 `,
         file,
       );
@@ -111,6 +113,15 @@ OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], '
       assert.equal(result.ptr, 0);
       // Only torchvision's classifier is missing: the MoCo head replaced it.
       assert.deepEqual(result.missing, ['fc.weight', 'fc.bias']);
+      // The view the encoder learned from: MoCo-CXR's statistics at the crop side, grey replicated.
+      assert.deepEqual(result.preprocessing, {
+        normalize: 'moco-cxr',
+        mean: [0.502],
+        std: [0.085585],
+        image_size: 56,
+        channels: 3,
+        grey: 'repeat',
+      });
     },
   );
 

@@ -12,3 +12,5 @@ export * as evaluate from './eval/index.js';
 export * as study from './study/index.js';
 export * as downstream from './downstream/index.js';
 export { finetune, linearProbe, runDownstream } from './downstream/index.js';
+export * as exporting from './export/index.js';
+export { exportModel, exportOnnx, serveFolder } from './export/index.js';

@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   linear: async () => (await import('./linear.js')).command,
   finetune: async () => (await import('./finetune.js')).command,
   data: async () => (await import('./data.js')).command,
+  export: async () => (await import('./export.js')).command,
+  serve: async () => (await import('./serve.js')).command,
 };
 
 // One line per command, kept here so that help loads no command module.
@@ -24,6 +26,8 @@ const SUMMARIES: Record<string, string> = {
   linear: 'linear probes on frozen features at label fractions and draws',
   finetune: 'end-to-end fine-tuning at label fractions and draws',
   data: 'look at a data source: images, patients, labels, sizes, unreadable files',
+  export: 'a model as an ONNX file, and with --web a page that runs it in the browser',
+  serve: 'a static file server for an exported page',
 };
 
 function usage(): string {

@@ -1,0 +1,106 @@
+/**
+ * The settings of `moco-cxr export` and `moco-cxr serve`, declared once: the
+ * flags, the `--config` YAML keys, the defaults, the checks and `--help` come
+ * from these tables.
+ */
+import { existsSync } from 'node:fs';
+
+import { resolve, type Setting, type SettingsOf } from '../config/settings.js';
+import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
+import { IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { modelNames } from '../models/index.js';
+
+/** Every setting of an export. */
+export const EXPORT_SETTINGS = [
+  {
+    key: 'model',
+    type: 'string',
+    required: 'model: the weights file is required (--model FILE: a state dict or checkpoint with its classifier)',
+    check: (value: string) => (existsSync(value) ? undefined : `: no such file '${value}'`),
+    help: 'weights file with its classifier (fc / classifier): a state dict or a checkpoint holding one',
+  },
+  {
+    key: 'arch',
+    type: 'string',
+    optional: "told from the file's keys",
+    check: (value: string) =>
+      modelNames().includes(value) ? undefined : `: unknown model '${value}'; available: ${modelNames().join(', ')}`,
+    help: 'backbone',
+  },
+  { key: 'format', type: 'string', oneOf: ['onnx'] as const, default: 'onnx', help: 'file format' },
+  {
+    key: 'out',
+    type: 'string',
+    default: 'model.onnx',
+    help: 'the .onnx file to write (with --web: inside the folder)',
+  },
+  {
+    key: 'tasks',
+    type: 'string',
+    optional: "the file's own 'tasks' list, else class 0, class 1, ...",
+    help: 'names of the classifier outputs, comma-separated',
+  },
+  {
+    key: 'imageSize',
+    type: 'int',
+    range: 'positive',
+    ...imageSide,
+    default: 320,
+    help: 'input side the model was trained at (recorded in the file; the page resizes to it)',
+  },
+  {
+    key: 'normalize',
+    type: 'string',
+    oneOf: Object.keys(NORMALIZATIONS) as NormalizationName[],
+    default: 'imagenet',
+    help: 'the normalization the model was trained with, done inside the graph',
+  },
+  {
+    key: 'withFeatures',
+    type: 'boolean',
+    default: false,
+    help: "add a 'features' output (the last block's feature map), for class activation maps",
+  },
+  {
+    key: 'web',
+    type: 'string',
+    optional: 'no page',
+    help: 'also write a static page that runs the model in the browser into this folder',
+  },
+] as const satisfies readonly Setting[];
+
+/** An export's configuration. */
+export type ExportConfig = SettingsOf<typeof EXPORT_SETTINGS>;
+
+/** Fills the defaults into `partial` and checks every value (errors name the key). */
+export function resolveExportConfig(partial: Readonly<Record<string, unknown>>, where = ''): ExportConfig {
+  return resolve(EXPORT_SETTINGS, partial, where);
+}
+
+/** Every setting of the static file server. */
+export const SERVE_SETTINGS = [
+  {
+    key: 'port',
+    type: 'int',
+    range: 'non-negative',
+    max: 65535,
+    maxReason: 'the largest TCP port',
+    default: 8080,
+    defaultHelp: '8080; 0 takes a free one',
+    help: 'TCP port',
+  },
+  {
+    key: 'host',
+    type: 'string',
+    default: '127.0.0.1',
+    help: 'address to listen on (0.0.0.0 for every interface)',
+  },
+] as const satisfies readonly Setting[];
+
+/** The server's configuration. */
+export type ServeConfig = SettingsOf<typeof SERVE_SETTINGS>;
+
+/** Fills the defaults into `partial` and checks every value. */
+export function resolveServeConfig(partial: Readonly<Record<string, unknown>>, where = ''): ServeConfig {
+  return resolve(SERVE_SETTINGS, partial, where);
+}

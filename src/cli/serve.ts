@@ -1,6 +1,7 @@
 /** `moco-cxr serve DIR`: a static file server for an exported page (Ctrl-C stops it). */
 import { flagsOf } from '../config/settings.js';
-import { SERVE_SETTINGS, serveFolder } from '../export/index.js';
+// The server's own module, not the export's index: serving needs no libtorch.
+import { SERVE_SETTINGS, serveFolder } from '../export/serve.js';
 import type { Command } from './command.js';
 import { type Flag, helpText, parseFlags } from './options.js';
 
@@ -14,8 +15,8 @@ export const command: Command = {
       return 0;
     }
     const [dir, extra] = positionals;
-    if (dir === undefined) throw new TypeError('serve: the folder to serve is required (moco-cxr serve DIR)');
-    if (extra !== undefined) throw new TypeError(`serve: one folder only, got also '${extra}'`);
+    if (dir === undefined) throw new TypeError('the folder to serve is required (moco-cxr serve DIR)');
+    if (extra !== undefined) throw new TypeError(`one folder only, got also '${extra}'`);
     const running = await serveFolder(dir, values);
     console.log(`serving ${dir} at ${running.url} (Ctrl-C to stop)`);
     await new Promise<void>((done) => {

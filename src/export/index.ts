@@ -14,13 +14,15 @@ export {
 export { decodeModel, encodeModel, type ModelMessage } from './onnx-proto.js';
 export { readModelFile, type ModelFile, type ModelFileOptions } from './model-file.js';
 export { exportModel, type ExportResult } from './export.js';
-export {
-  EXPORT_SETTINGS,
-  SERVE_SETTINGS,
-  resolveExportConfig,
-  resolveServeConfig,
-  type ExportConfig,
-  type ServeConfig,
-} from './settings.js';
+export { EXPORT_SETTINGS, resolveExportConfig, type ExportConfig } from './settings.js';
 export { linearHead, writeWebPage, ORT_FILES, PAGE_SOURCE, type PageConfig } from './web.js';
-export { createStaticServer, MIME_TYPES, resolveRequestPath, serveFolder, type RunningServer } from './serve.js';
+export {
+  createStaticServer,
+  MIME_TYPES,
+  resolveRequestPath,
+  resolveServeConfig,
+  serveFolder,
+  SERVE_SETTINGS,
+  type RunningServer,
+  type ServeConfig,
+} from './serve.js';

@@ -9,7 +9,35 @@ import { createReadStream, realpathSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 
-import { resolveServeConfig } from './settings.js';
+import { resolve as resolveSettings, type Setting, type SettingsOf } from '../config/settings.js';
+
+/** Every setting of the static file server. */
+export const SERVE_SETTINGS = [
+  {
+    key: 'port',
+    type: 'int',
+    range: 'non-negative',
+    max: 65535,
+    maxReason: 'the largest TCP port',
+    default: 8080,
+    defaultHelp: '8080; 0 takes a free one',
+    help: 'TCP port',
+  },
+  {
+    key: 'host',
+    type: 'string',
+    default: '127.0.0.1',
+    help: 'address to listen on (0.0.0.0 for every interface)',
+  },
+] as const satisfies readonly Setting[];
+
+/** The server's configuration. */
+export type ServeConfig = SettingsOf<typeof SERVE_SETTINGS>;
+
+/** Fills the defaults into `partial` and checks every value. */
+export function resolveServeConfig(partial: Readonly<Record<string, unknown>>, where = ''): ServeConfig {
+  return resolveSettings(SERVE_SETTINGS, partial, where);
+}
 
 /** Content types by file extension; anything else is application/octet-stream. */
 export const MIME_TYPES: Readonly<Record<string, string>> = {
@@ -67,7 +95,13 @@ const REASONS: Record<number, string> = {
 /** A server (not yet listening) for the files under `root`. */
 export function createStaticServer(root: string): Server {
   const base = resolve(root);
-  statSync(base); // a missing folder fails here, naming it
+  let folder = false;
+  try {
+    folder = statSync(base).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!folder) throw new Error(`no such folder '${root}'`);
   return createServer((request, response) => {
     const fail = (status: number): void => {
       response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });

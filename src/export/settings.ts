@@ -1,7 +1,7 @@
 /**
- * The settings of `moco-cxr export` and `moco-cxr serve`, declared once: the
- * flags, the `--config` YAML keys, the defaults, the checks and `--help` come
- * from these tables.
+ * The settings of `moco-cxr export`, declared once: the flags, the `--config`
+ * YAML keys, the defaults, the checks and `--help` come from this table (the
+ * server's table is in `serve.ts`, which loads no libtorch).
  */
 import { existsSync } from 'node:fs';
 
@@ -75,32 +75,4 @@ export type ExportConfig = SettingsOf<typeof EXPORT_SETTINGS>;
 /** Fills the defaults into `partial` and checks every value (errors name the key). */
 export function resolveExportConfig(partial: Readonly<Record<string, unknown>>, where = ''): ExportConfig {
   return resolve(EXPORT_SETTINGS, partial, where);
-}
-
-/** Every setting of the static file server. */
-export const SERVE_SETTINGS = [
-  {
-    key: 'port',
-    type: 'int',
-    range: 'non-negative',
-    max: 65535,
-    maxReason: 'the largest TCP port',
-    default: 8080,
-    defaultHelp: '8080; 0 takes a free one',
-    help: 'TCP port',
-  },
-  {
-    key: 'host',
-    type: 'string',
-    default: '127.0.0.1',
-    help: 'address to listen on (0.0.0.0 for every interface)',
-  },
-] as const satisfies readonly Setting[];
-
-/** The server's configuration. */
-export type ServeConfig = SettingsOf<typeof SERVE_SETTINGS>;
-
-/** Fills the defaults into `partial` and checks every value. */
-export function resolveServeConfig(partial: Readonly<Record<string, unknown>>, where = ''): ServeConfig {
-  return resolve(SERVE_SETTINGS, partial, where);
 }

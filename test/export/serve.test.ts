@@ -10,7 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { resolveRequestPath, resolveServeConfig, serveFolder, type RunningServer } from '../../src/export/index.js';
+import {
+  createStaticServer,
+  resolveRequestPath,
+  resolveServeConfig,
+  serveFolder,
+  type RunningServer,
+} from '../../src/export/index.js';
 
 let work: string;
 let root: string;
@@ -91,7 +97,8 @@ test('request paths resolve inside the root only', () => {
   assert.equal(resolveRequestPath(root, '/a%00b'), 400);
 });
 
-test('the port setting is checked by name', () => {
+test('a missing folder and a bad port are refused by name', () => {
+  assert.throws(() => createStaticServer(join(work, 'nope')), /no such folder '.*nope'/);
   assert.throws(() => resolveServeConfig({ port: 70000 }), /port is 70000, above the limit of 65535/);
   assert.throws(() => resolveServeConfig({ port: -1 }), /port must be a non-negative integer/);
 });

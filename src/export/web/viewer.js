@@ -4,7 +4,8 @@
 import * as ort from './ort/ort.wasm.min.mjs';
 
 const $ = (id) => document.getElementById(id);
-const state = { config: null, session: null, last: null };
+// `queue` runs one image at a time: a file dropped while another is scored waits for it.
+const state = { config: null, session: null, last: null, queue: Promise.resolve() };
 
 /** Shows `text` as the page's error (or clears it) and marks the page's state. */
 function showError(text) {
@@ -35,8 +36,8 @@ function sniff(bytes) {
 function headerSize(bytes, format) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (format === 'png') {
-    if (bytes.length < 24) return null;
-    return { width: view.getUint32(16), height: view.getUint32(20) };
+    if (bytes.length < 25) return null;
+    return { width: view.getUint32(16), height: view.getUint32(20), bitDepth: bytes[24] };
   }
   let at = 2;
   while (at + 9 < bytes.length) {
@@ -310,12 +311,23 @@ async function handleFile(file) {
       drawCam(outputs.features.data, outputs.features.dims, best);
     }
     $('output').hidden = false;
-    $('status').textContent = `Scored in ${elapsed.toFixed(0)} ms.`;
+    // The canvas holds 8 bits: a 16-bit PNG loses its low byte here, where the training cache stretches
+    // it over its own darkest..brightest value first, so such a file is scored on other pixels.
+    const wide =
+      header.bitDepth === 16
+        ? ' This 16-bit PNG was reduced to 8 bits by the browser, without the training contrast stretch: convert it to 8 bits for the training view.'
+        : '';
+    $('status').textContent = `Scored in ${elapsed.toFixed(0)} ms.${wide}`;
     document.body.dataset.inferenceMs = elapsed.toFixed(1);
     document.body.dataset.state = 'done';
   } catch (error) {
     showError(error instanceof Error ? error.message : String(error));
   }
+}
+
+function enqueue(file) {
+  document.body.dataset.state = 'running';
+  state.queue = state.queue.then(() => handleFile(file));
 }
 
 // ---- start ------------------------------------------------------------------------------------
@@ -346,7 +358,7 @@ async function start() {
 
 $('file').addEventListener('change', (event) => {
   const file = event.target.files?.[0];
-  if (file !== undefined) void handleFile(file);
+  if (file !== undefined) enqueue(file);
   event.target.value = '';
 });
 const drop = $('drop');
@@ -359,7 +371,7 @@ drop.addEventListener('drop', (event) => {
   event.preventDefault();
   drop.classList.remove('over');
   const file = event.dataTransfer?.files?.[0];
-  if (file !== undefined) void handleFile(file);
+  if (file !== undefined) enqueue(file);
 });
 window.addEventListener('unhandledrejection', (event) => showError(String(event.reason?.message ?? event.reason)));
 start().catch((error) =>

@@ -72,3 +72,11 @@ test('a MoCo checkpoint (projection head, no linear classifier) and a missing fi
   assert.throws(() => exportModel({ model: weights, format: 'tflite' }), /format must be one of 'onnx'/);
   assert.equal(existsSync(join(work, 'm.onnx')), false);
 });
+
+test('the package entry exports the exporter, the page writer and the server', async () => {
+  const entry = await import('../../src/index.js');
+  assert.equal(entry.exportModel, exportModel);
+  assert.equal(typeof entry.exportOnnx, 'function');
+  assert.equal(typeof entry.serveFolder, 'function');
+  assert.equal(typeof entry.exporting.writeWebPage, 'function');
+});

@@ -24,4 +24,18 @@ export default tseslint.config(
       ],
     },
   },
+  // The exported page's script is plain browser JavaScript, outside the TypeScript project.
+  {
+    files: ['src/export/web/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'performance', 'fetch', 'Blob', 'Option', 'createImageBitmap', 'console', 'URL'].map(
+          (name) => [name, 'readonly'],
+        ),
+      ),
+    },
+  },
 );

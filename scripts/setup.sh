@@ -11,7 +11,9 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- system packages ---------------------------------------------------------
 # The tests write DICOM and PNG files with other encoders: pydicom, PIL, GDCM (gdcmconv) and DCMTK.
-packages=(libopenblas0-pthread libgloo-dev python3-torch python3-torchvision python3-pydicom python3-pil libgdcm-tools dcmtk python3-protobuf)
+# chromium: the exported web page is tested in headless Chromium (through playwright-core).
+# python3-protobuf: an independent reader checks the TensorBoard event files.
+packages=(libopenblas0-pthread libgloo-dev python3-torch python3-torchvision python3-pydicom python3-pil libgdcm-tools dcmtk python3-protobuf chromium)
 [ -z "${LIBTORCH:-}" ] && packages=(libtorch-dev "${packages[@]}")
 missing=()
 for p in "${packages[@]}"; do

@@ -13,3 +13,5 @@ export * as study from './study/index.js';
 export * as downstream from './downstream/index.js';
 export { finetune, linearProbe, runDownstream } from './downstream/index.js';
 export * as predict from './predict/index.js';
+export * as exporting from './export/index.js';
+export { exportModel, exportOnnx, serveFolder } from './export/index.js';

@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: async () => (await import('./finetune.js')).command,
   data: async () => (await import('./data.js')).command,
   predict: async () => (await import('./predict.js')).command,
+  export: async () => (await import('./export.js')).command,
+  serve: async () => (await import('./serve.js')).command,
 };
 
 // One line per command, kept here so that help loads no command module.
@@ -26,6 +28,8 @@ const SUMMARIES: Record<string, string> = {
   finetune: 'end-to-end fine-tuning at label fractions and draws',
   data: 'look at a data source: images, patients, labels, sizes, unreadable files',
   predict: 'score X-ray files, folders or sources with a fine-tuned model (--cam: Grad-CAM)',
+  export: 'a model as an ONNX file, and with --web a page that runs it in the browser',
+  serve: 'a static file server for an exported page',
 };
 
 function usage(): string {

@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 import { join } from 'node:path';
 
 import { type DownstreamMode, type DownstreamResult, type TestPredictions } from './cell.js';
-import { type DownstreamConfig } from './settings.js';
+import { type DownstreamConfig, RUN_SOURCE_KEYS } from './settings.js';
 
 /** The configuration keys a cell's numbers depend on: a run folder holds results of one setting of them. */
 export const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
@@ -31,6 +31,10 @@ export const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
   'ensemble',
   'evalEvery',
   'patience',
+  'trainPart',
+  'testPart',
+  'valPart',
+  ...RUN_SOURCE_KEYS,
 ];
 
 /** The file name of a cell. */

@@ -31,7 +31,7 @@ import { EventWriter } from '../util/tensorboard.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
-import { type DownstreamInput, resolveDownstreamConfig } from './settings.js';
+import { type DownstreamInput, resolveDownstreamConfig, sourceOptionsFor } from './settings.js';
 import { drawTrainingSet, type DownstreamData, parseInit, prepareDownstreamData } from './setup.js';
 import { downstreamMetrics, type DownstreamMetrics, summaryTable } from './metrics.js';
 import { cellName, checkRunFolder, readFinished, writeCell, writeFileAtomically } from './run-folder.js';
@@ -123,7 +123,11 @@ export async function runDownstream(
 
   let data: DownstreamData;
   try {
-    data = await prepareDownstreamData(config, { log, signal: hooks.signal });
+    const sources = { train: sourceOptionsFor(config, 'train'), test: sourceOptionsFor(config, 'test') };
+    data = await prepareDownstreamData(
+      { ...config, sources: { ...sources, val: sourceOptionsFor(config, 'val') } },
+      { log, signal: hooks.signal },
+    );
   } catch (error) {
     if (!isAbortError(error)) throw error;
     log('interrupted while caching the images; rerun the same command to continue');

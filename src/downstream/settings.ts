@@ -3,14 +3,43 @@
  * declared once: the flags, the `--config` YAML keys, the defaults, the checks
  * and `--help` come from this table.
  */
-import { defaultsOf, parsingProblem, resolve, type Setting, type SettingsOf } from '../config/settings.js';
+import { adapt, defaultsOf, parsingProblem, pick, resolve, type Setting, type SettingsOf } from '../config/settings.js';
 import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
 import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
-import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
+import { SOURCE_SETTINGS, sourceOptionsOf, type SourceOptions, UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
 import { checkFraction } from './cell.js';
 import { parseInit } from './setup.js';
+
+/** The source settings every source of a run is opened with (the kinds that read each are checked). */
+export const RUN_SOURCE_KEYS = [
+  'blank',
+  'frontalOnly',
+  'views',
+  'projections',
+  'minReaders',
+  'imageRoot',
+  'patientPattern',
+  'pathColumn',
+  'labelColumns',
+  'patientColumn',
+  'studyColumn',
+] as const;
+
+const [sourcePart] = pick(SOURCE_SETTINGS, ['split']);
+
+/** The official part (nih, mimic) of each source of a run: the train, test and validation sets differ. */
+const PART_SETTINGS = (['train', 'test', 'val'] as const).map((set) =>
+  adapt(sourcePart!, {
+    key: `${set}Part`,
+    help: `the official part the ${set} source reads (nih: train or test; mimic: train, validate or test)`,
+  }),
+) as [
+  Omit<NonNullable<typeof sourcePart>, 'key' | 'help'> & { readonly key: 'trainPart'; readonly help: string },
+  Omit<NonNullable<typeof sourcePart>, 'key' | 'help'> & { readonly key: 'testPart'; readonly help: string },
+  Omit<NonNullable<typeof sourcePart>, 'key' | 'help'> & { readonly key: 'valPart'; readonly help: string },
+];
 
 /** Every setting of a downstream run; defaults follow MoCo-CXR's supervised training. */
 export const DOWNSTREAM_SETTINGS = [
@@ -178,6 +207,8 @@ export const DOWNSTREAM_SETTINGS = [
     defaultHelp: 'all cores',
     help: 'image decoding threads',
   },
+  ...PART_SETTINGS,
+  ...pick(SOURCE_SETTINGS, RUN_SOURCE_KEYS),
 ] as const satisfies readonly Setting[];
 
 /** Everything a downstream run is defined by (see {@link DOWNSTREAM_SETTINGS}). */
@@ -210,4 +241,14 @@ export function resolveDownstreamConfig(input: DownstreamInput, where = ''): Dow
     throw new RangeError(`${where}cacheSize (${config.cacheSize}) must be at least imageSize (${config.imageSize})`);
   }
   return config;
+}
+
+/** The sets a downstream run opens. */
+export type RunSet = 'train' | 'test' | 'val';
+
+/** What `openSource` takes for one set of a run: the run's source settings and that set's part. */
+export function sourceOptionsFor(config: DownstreamConfig, set: RunSet): SourceOptions {
+  const settings: Record<string, unknown> = { uncertain: config.uncertain, split: config[`${set}Part`] };
+  for (const key of RUN_SOURCE_KEYS) settings[key] = config[key];
+  return sourceOptionsOf(settings);
 }

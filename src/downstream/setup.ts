@@ -15,6 +15,7 @@ import {
   parseSourceSpec,
   skippedNote,
   type Source,
+  type SourceOptions,
   type UncertaintyPolicy,
 } from '../data/sources/index.js';
 import { patientSplit } from '../data/splits.js';
@@ -63,6 +64,8 @@ export interface DataOptions {
   cacheDir: string;
   /** Decoding threads (0: all cores). */
   workers: number;
+  /** What each set's source is opened with (default: only `uncertain`). */
+  sources?: Partial<Record<'train' | 'test' | 'val', SourceOptions>>;
 }
 
 /** The task MoCo-CXR evaluates on CheXpert, used when a source implies none. */
@@ -135,21 +138,20 @@ export async function prepareDownstreamData(
   hooks: { log?: (line: string) => void; signal?: AbortSignal } = {},
 ): Promise<DownstreamData> {
   const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const sourceOptions = { uncertain: options.uncertain };
-  const open = async (spec: string): Promise<Source> => {
-    const source = await openSource(spec, sourceOptions);
+  const open = async (spec: string, set: 'train' | 'test' | 'val'): Promise<Source> => {
+    const source = await openSource(spec, options.sources?.[set] ?? { uncertain: options.uncertain });
     const notTaken = skippedNote(source, spec);
     if (notTaken !== undefined) log(notTaken);
     return source;
   };
-  const trainSource = await open(options.train);
+  const trainSource = await open(options.train, 'train');
   const task = chooseTask(trainSource, options.train, options.task);
-  const testSource = await open(options.test);
+  const testSource = await open(options.test, 'test');
   chooseTask(testSource, options.test, task);
   let pool = trainSource.records;
   let valRecords: XrayRecord[];
   if (options.val !== undefined) {
-    const valSource = await open(options.val);
+    const valSource = await open(options.val, 'val');
     chooseTask(valSource, options.val, task);
     valRecords = valSource.records;
   } else {

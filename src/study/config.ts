@@ -19,29 +19,21 @@ import {
   STUDY_TRAINING_SETTINGS,
   type StudyModeSettings,
   type StudySettings,
+  type StudyTargetSettings,
   type StudyTraining,
 } from './settings.js';
 
 export type { StudyModeSettings, StudyTraining } from './settings.js';
 
-/** One evaluation target: the source task, or a transfer target. */
-export interface StudyTarget {
+/** One evaluation target: the source task, or a transfer target (see {@link STUDY_TARGET_SETTINGS}). */
+export type StudyTarget = Omit<StudyTargetSettings, 'name' | 'uncertain'> & {
   /** 'source' for the pretraining set's own task, else a short name such as 'tb'. */
   name: string;
-  train: string;
-  test: string;
-  val?: string;
-  valSplit?: number;
-  task?: string;
   uncertain?: UncertaintyPolicy;
-  /** Label fractions of this target (default: the study's). */
-  fractions?: number[];
-  /** Draws per fraction below 1 (default: the study's). */
-  draws?: number;
   /** Per-mode grids: fractions, draws and epochs of the linear or fine-tuning cells. */
   linear?: StudyModeSettings;
   finetune?: StudyModeSettings;
-}
+};
 
 /** A study: its top-level settings and its blocks. */
 export interface StudyConfig extends Omit<StudySettings, 'modes'> {
@@ -146,7 +138,7 @@ function readTarget(value: unknown, index: number, where: string, base: string):
     modes[mode].fractions = uniqueSorted(modes[mode].fractions);
     delete block[mode];
   }
-  for (const key of ['train', 'test', 'val']) withPath(block, key, base);
+  for (const key of ['train', 'test', 'val', 'imageRoot']) withPath(block, key, base);
   const settings = resolve(STUDY_TARGET_SETTINGS, block, at);
   return {
     ...settings,

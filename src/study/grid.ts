@@ -12,6 +12,7 @@ import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrai
 import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { readStudyClock, writeStudyClock } from './clock.js';
 import { modeGrid, type StudyConfig } from './config.js';
+import { TARGET_SOURCE_KEYS } from './settings.js';
 import { cellKey } from './format.js';
 import { writeReport, type WrittenReport } from './report.js';
 import {
@@ -136,6 +137,7 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
             valSplit: target.valSplit,
             task: target.task,
             uncertain: target.uncertain,
+            ...Object.fromEntries(TARGET_SOURCE_KEYS.map((key) => [key, target[key]])),
             fractions: grid.fractions,
             draws: grid.draws,
             per: config.per,

@@ -7,7 +7,7 @@
  * `pretrain` block is the pretraining table itself.
  */
 import { adapt, optionalAs, pick, type Setting, type SettingsOf } from '../config/settings.js';
-import { DOWNSTREAM_SETTINGS } from '../downstream/settings.js';
+import { DOWNSTREAM_SETTINGS, RUN_SOURCE_KEYS } from '../downstream/settings.js';
 
 /** A downstream setting, by key. */
 function downstream<const K extends (typeof DOWNSTREAM_SETTINGS)[number]['key']>(
@@ -54,6 +54,9 @@ export const STUDY_TRAINING_SETTINGS = [
   ),
 ] as const satisfies readonly Setting[];
 
+/** The source settings of a target, as the downstream run takes them. */
+export const TARGET_SOURCE_KEYS = ['trainPart', 'testPart', 'valPart', ...RUN_SOURCE_KEYS] as const;
+
 /** One entry of `targets`: the source task first, then transfer targets. */
 export const STUDY_TARGET_SETTINGS = [
   {
@@ -74,6 +77,8 @@ export const STUDY_TARGET_SETTINGS = [
   adapt(downstream('uncertain'), { flag: null }),
   optionalAs(downstream('fractions'), "the study's", { flag: null }),
   optionalAs(downstream('draws'), "the study's", { flag: null }),
+  // How the target's sources are opened: every option a source takes (each kind checks its own).
+  ...pick(DOWNSTREAM_SETTINGS, [...TARGET_SOURCE_KEYS]).map((setting) => adapt(setting, { flag: null })),
 ] as const satisfies readonly Setting[];
 
 /** A target's `linear:` or `finetune:` block: that mode's own grid and length. */
@@ -90,5 +95,7 @@ export const STUDY_MODE_SETTINGS = [
 export type StudySettings = SettingsOf<typeof STUDY_SETTINGS>;
 /** The training settings shared by every cell. */
 export type StudyTraining = SettingsOf<typeof STUDY_TRAINING_SETTINGS>;
+/** One target's own settings (its mode blocks aside). */
+export type StudyTargetSettings = SettingsOf<typeof STUDY_TARGET_SETTINGS>;
 /** One mode's grid of a target. */
 export type StudyModeSettings = SettingsOf<typeof STUDY_MODE_SETTINGS>;

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -8,7 +7,9 @@ import sharp from 'sharp';
 
 import { writeClassifier } from '../../src/downstream/classifier-file.js';
 import { type Backbone, createModel } from '../../src/models/index.js';
-import { camFileName, gradCam } from '../../src/predict/cam.js';
+import { camFileName, camWriter, gradCam } from '../../src/predict/cam.js';
+import { resolveInputs } from '../../src/predict/inputs.js';
+import { predict } from '../../src/predict/predict.js';
 import * as torch from '../../src/torch/index.js';
 import { maxAbsDiff, oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 import { assertClose, chainLength, maxAbs } from '../helpers/tolerance.js';
@@ -107,7 +108,7 @@ describe('Grad-CAM', () => {
     }
   });
 
-  test('predict --cam writes one overlay per image and task, at the input side', async () => {
+  test('the --cam writer puts one overlay per image and task in the folder, at the input side', async () => {
     const images = join(dir.path, 'images');
     mkdirSync(images);
     const pixels = Buffer.alloc(50 * 40);
@@ -124,12 +125,13 @@ describe('Grad-CAM', () => {
     });
     net.dispose();
     const cam = join(dir.path, 'cam');
-    const run = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/run.ts', 'predict', '--model', file, '--cam', cam, join(images, 'one.png')],
-      { encoding: 'utf8' },
-    );
-    assert.equal(run.status, 0, run.stderr);
+    const { inputs } = await resolveInputs([join(images, 'one.png')]);
+    const result = await predict(file, inputs, {
+      log: () => undefined,
+      forward: camWriter(cam, ['Effusion', 'Edema']),
+    });
+    assert.equal(result.failed, 0);
+    assert.equal(result.images[0]!.probabilities!.length, 2);
     const id = join(images, 'one.png');
     assert.deepEqual(readdirSync(cam).sort(), [camFileName(id, 'Edema'), camFileName(id, 'Effusion')]);
     const meta = await sharp(join(cam, camFileName(id, 'Effusion'))).metadata();

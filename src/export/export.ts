@@ -2,10 +2,11 @@
  * `moco-cxr export` as a library call: reads the model file, writes the ONNX
  * file and, with `web`, the page that runs it in the browser.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { MAX_IMAGE_SIZE } from '../data/limits.js';
+import { readCheckpointPreprocessing, withCheckpointPreprocessing } from '../data/preprocessing.js';
 import { readModelFile } from './model-file.js';
 import { exportOnnx } from './onnx.js';
 import { resolveExportConfig } from './settings.js';
@@ -23,9 +24,26 @@ export interface ExportResult {
   web?: { dir: string; files: string[] };
 }
 
-/** Runs an export from its settings (see `EXPORT_SETTINGS`); errors name the setting or the file. */
-export function exportModel(partial: Readonly<Record<string, unknown>>): ExportResult {
-  const config = resolveExportConfig(partial);
+/**
+ * Runs an export from its settings (see `EXPORT_SETTINGS`); errors name the
+ * setting or the file. Unset `normalize` and `imageSize` are the model file's
+ * recorded preprocessing (moco-cxr's classifier files record it); a set one
+ * that differs is kept, with a warning through `warn`.
+ */
+export function exportModel(
+  partial: Readonly<Record<string, unknown>>,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): ExportResult {
+  const file = typeof partial.model === 'string' ? partial.model : undefined;
+  let preprocessing;
+  try {
+    preprocessing = file === undefined || !existsSync(file) ? undefined : readCheckpointPreprocessing(file);
+  } catch {
+    preprocessing = undefined; // Not a readable weights file: reading the model says what is wrong with it.
+  }
+  const config = resolveExportConfig(
+    file === undefined ? partial : withCheckpointPreprocessing({ ...partial }, preprocessing, file, warn),
+  );
   const {
     model,
     arch,

@@ -46,13 +46,15 @@ export const EXPORT_SETTINGS = [
     range: 'positive',
     ...imageSide,
     default: 320,
-    help: 'input side the model was trained at (recorded in the file; the page resizes to it)',
+    defaultHelp: "the model file's recorded side, else 320",
+    help: 'input side the model was trained at (the page resizes to it)',
   },
   {
     key: 'normalize',
     type: 'string',
     oneOf: Object.keys(NORMALIZATIONS) as NormalizationName[],
     default: 'imagenet',
+    defaultHelp: "the model file's recorded one, else imagenet",
     help: 'the normalization the model was trained with, done inside the graph',
   },
   {

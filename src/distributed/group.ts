@@ -160,9 +160,9 @@ export class ProcessGroup {
     return outputs;
   }
 
-  /** Waits until every rank has reached this point. */
-  barrier(): Promise<void> {
-    return this.guard('barrier', c10d.barrier(this.live));
+  /** Waits until every rank has reached this point (at most `timeoutMs`, default the group's timeout). */
+  barrier(timeoutMs?: number): Promise<void> {
+    return this.guard('barrier', c10d.barrier(this.live, timeoutMs));
   }
 
   /** Leaves the group (the native group closes once no collective holds it). */

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   linear: async () => (await import('./linear.js')).command,
   finetune: async () => (await import('./finetune.js')).command,
   data: async () => (await import('./data.js')).command,
+  launch: async () => (await import('./launch.js')).command,
 };
 
 // One line per command, kept here so that help loads no command module.
@@ -24,6 +25,7 @@ const SUMMARIES: Record<string, string> = {
   linear: 'linear probes on frozen features at label fractions and draws',
   finetune: 'end-to-end fine-tuning at label fractions and draws',
   data: 'look at a data source: images, patients, labels, sizes, unreadable files',
+  launch: "run a command as several data-parallel processes (torchrun's environment)",
 };
 
 function usage(): string {

@@ -11,4 +11,5 @@ export * as moco from './moco/index.js';
 export * as evaluate from './eval/index.js';
 export * as study from './study/index.js';
 export * as downstream from './downstream/index.js';
+export * as distributed from './distributed/index.js';
 export { finetune, linearProbe, runDownstream } from './downstream/index.js';

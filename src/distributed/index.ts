@@ -6,4 +6,13 @@
 export { type LaunchEnv, isDistributedEnv, readLaunchEnv } from './env.js';
 export { CollectiveError, DEFAULT_TIMEOUT_MS, type GroupOptions, ProcessGroup } from './group.js';
 export { type ReduceOp } from './native.js';
+export {
+  launch,
+  LAUNCH_DEFAULTS,
+  LAUNCH_SETTINGS,
+  type LaunchConfig,
+  type LaunchResult,
+  resolveLaunchConfig,
+  workerEnv,
+} from './launch.js';
 export { allreduceFlat, averageGradients, broadcastTensors, bucketsOf, DEFAULT_BUCKET_BYTES } from './sync.js';

@@ -6,10 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 
 import { ProcessGroup, readLaunchEnv } from '../../src/distributed/index.js';
+import * as torch from '../../src/torch/index.js';
 import { freePort, lastJson, rankEnv, runRanks, tsNode } from './fixtures/ranks.js';
 
 const here = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -75,6 +79,30 @@ test(
       ProcessGroup.init({ rank: 1, worldSize: 2, port, timeoutMs: 1500, deviceHost: '127.0.0.1' }),
       new RegExp(`rank 1 of 2 could not join the group: could not reach the rendezvous store at 127.0.0.1:${port}`),
     );
+  },
+);
+
+test(
+  'a file store joins two ranks (here in one process: each waits on its own worker thread)',
+  { timeout: 30_000 },
+  async () => {
+    const file = join(tmpdir(), `moco-cxr-filestore-${process.pid}`);
+    rmSync(file, { force: true });
+    try {
+      const groups = await Promise.all(
+        [0, 1].map((rank) =>
+          ProcessGroup.init({ rank, worldSize: 2, file, deviceHost: '127.0.0.1', timeoutMs: 20_000 }),
+        ),
+      );
+      const values = [torch.tensor([1, 2], [2]), torch.tensor([10, 20], [2])];
+      await Promise.all(groups.map((g, r) => g.allreduce(values[r]!, 'avg')));
+      for (const v of values) assert.deepEqual(Array.from(v.data() as Float32Array), [5.5, 11]);
+      await Promise.all(groups.map((g) => g.barrier()));
+      for (const g of groups) g.destroy();
+      torch.dispose(values);
+    } finally {
+      rmSync(file, { force: true });
+    }
   },
 );
 

@@ -23,7 +23,7 @@ import * as torch from '../src/torch/index.js';
 
 const self = fileURLToPath(import.meta.url);
 const quick = process.argv.includes('--quick') || process.env.BENCH_DIST_QUICK === '1';
-const STEPS = quick ? 6 : 16;
+const STEPS = quick ? 6 : 10;
 const WARMUP = 2;
 const ALLREDUCE_REPEATS = quick ? 3 : 10;
 

@@ -1,6 +1,8 @@
 {
   "variables": {
-    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")"
+    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")",
+    "c10d%": "<!(node -p \"(process.env.MOCO_CXR_C10D || (process.env.LIBTORCH ? '0' : '1')) === '1' ? 'on' : 'off'\")",
+    "nccl%": "<!(node -p \"process.env.MOCO_CXR_NCCL === '1' ? 'on' : 'off'\")"
   },
   "targets": [
     {
@@ -9,7 +11,8 @@
         "native/addon.cc",
         "native/tensor.cc",
         "native/dispatch.cc",
-        "native/runtime.cc"
+        "native/runtime.cc",
+        "native/distributed.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
@@ -19,6 +22,9 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-frtti", "-fexceptions", "-O2", "-Wno-unused-parameter"],
       "conditions": [
+        ["c10d=='on'", {"defines": ["MOCO_C10D", "USE_C10D_GLOO"]}],
+        ["c10d=='on' and libtorch==''", {"libraries": ["-lgloo"]}],
+        ["nccl=='on'", {"defines": ["MOCO_C10D_NCCL", "USE_C10D_NCCL"]}],
         [
           "libtorch==''",
           {

@@ -3,11 +3,14 @@
 
 namespace moco {
 
+void InitDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
   InitTensor(env, exports);
   InitDispatch(env, exports);
   InitRuntime(env, exports);
+  InitDistributed(env, exports);
   return exports;
 }
 

@@ -11,6 +11,7 @@ export * as moco from './moco/index.js';
 export * as evaluate from './eval/index.js';
 export * as study from './study/index.js';
 export * as downstream from './downstream/index.js';
+export * as distributed from './distributed/index.js';
 export { finetune, linearProbe, runDownstream } from './downstream/index.js';
 export * as predict from './predict/index.js';
 export * as exporting from './export/index.js';

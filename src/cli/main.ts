@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   predict: async () => (await import('./predict.js')).command,
   export: async () => (await import('./export.js')).command,
   serve: async () => (await import('./serve.js')).command,
+  launch: async () => (await import('./launch.js')).command,
 };
 
 // One line per command, kept here so that help loads no command module.
@@ -30,6 +31,7 @@ const SUMMARIES: Record<string, string> = {
   predict: 'score X-ray files, folders or sources with a fine-tuned model (--cam: Grad-CAM)',
   export: 'a model as an ONNX file, and with --web a page that runs it in the browser',
   serve: 'a static file server for an exported page',
+  launch: "run a command as several data-parallel processes (torchrun's environment)",
 };
 
 function usage(): string {

@@ -310,6 +310,11 @@ export class Augmentation {
     return { flip, angle, offset, size: [outHeight, outWidth] };
   }
 
+  /** Draws what {@link apply} would draw for `count` images, and drops it (a sharded loader's other rows). */
+  skip(count: number, height: number, width: number, rng: Prng): void {
+    this.sample(count, height, width, rng);
+  }
+
   /** One random view of the batch. */
   apply(images: Tensor, rng: Prng): Tensor {
     const [batch, , height, width] = checkBatch(images, 'augmentation');

@@ -23,6 +23,25 @@ export interface LoaderRecord {
 /** A batch transform drawing its randomness from the batch's generator ({@link Augmentation} is one). */
 export interface BatchAugmentation {
   apply(images: Tensor, rng: Prng): Tensor;
+  /**
+   * Draws (and drops) what `apply` would draw for `count` images of
+   * `height` × `width`, so that a shard of a batch gets exactly the draws its
+   * rows get in the whole batch. Needed by a sharded loader.
+   */
+  skip?(count: number, height: number, width: number, rng: Prng): void;
+}
+
+/**
+ * This process's part of every batch in data-parallel training: the batch of
+ * `batchSize` is the global one, rank `rank` of `count` takes its rows
+ * `[rank·b, (rank+1)·b)` with b = batchSize / count. The order of an epoch is
+ * the same on every rank (seeded by seed and epoch), so together the ranks see
+ * each image once per epoch, and each shard gets the augmentation its rows
+ * get in a one-process run of the global batch.
+ */
+export interface LoaderShard {
+  rank: number;
+  count: number;
 }
 
 /** Options of a {@link BatchLoader}. */
@@ -51,6 +70,8 @@ export interface LoaderOptions {
    * the bytes of float images cross the bus.
    */
   device?: torch.Device;
+  /** Take only this rank's rows of each (global) batch; see {@link LoaderShard}. */
+  shard?: LoaderShard;
 }
 
 /** One batch. Its tensors belong to the caller: `dispose()` it when done. */
@@ -79,6 +100,7 @@ export class BatchLoader {
   private readonly labelRows: Float32Array | undefined;
   private readonly maskRows: Float32Array | undefined;
   private readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'shuffle' | 'seed' | 'dropLast' | 'views'>>;
+  private readonly shard: LoaderShard;
 
   constructor(
     readonly cache: ImageCache,
@@ -91,6 +113,26 @@ export class BatchLoader {
     const views = config.views ?? 1;
     if (!Number.isInteger(views) || views < 1)
       throw new RangeError(`loader: views must be a positive integer, got ${views}`);
+    const shard = config.shard ?? { rank: 0, count: 1 };
+    if (
+      !Number.isInteger(shard.count) ||
+      shard.count < 1 ||
+      !Number.isInteger(shard.rank) ||
+      shard.rank < 0 ||
+      shard.rank >= shard.count
+    ) {
+      throw new RangeError(`loader: shard rank ${shard.rank} of ${shard.count} is not a rank of the group`);
+    }
+    if (batchSize % shard.count !== 0) {
+      throw new RangeError(`loader: batch size ${batchSize} is not divisible by the ${shard.count} ranks`);
+    }
+    if (shard.count > 1 && config.augment !== undefined && config.augment.skip === undefined) {
+      throw new RangeError('loader: a sharded loader needs an augmentation that can skip draws (skip)');
+    }
+    if (shard.count > 1 && config.dropLast !== true) {
+      throw new RangeError('loader: a sharded loader drops the last short batch (dropLast: true)');
+    }
+    this.shard = shard;
     this.options = {
       batchSize,
       shuffle: config.shuffle ?? true,
@@ -161,7 +203,12 @@ export class BatchLoader {
     const imageBytes = this.cache.imageBytes;
     // Two buffers: one being read for the next batch while the other's tensor is made.
     const buffers = [new Uint8Array(batchSize * imageBytes), new Uint8Array(batchSize * imageBytes)];
-    const itemsOf = (k: number): number[] => order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length));
+    const { rank, count: ranks } = this.shard;
+    const local = batchSize / ranks;
+    const itemsOf = (k: number): number[] =>
+      ranks === 1
+        ? order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length))
+        : order.slice(k * batchSize + rank * local, k * batchSize + (rank + 1) * local);
     const read = (k: number): Promise<Uint8Array> => {
       const items = itemsOf(k);
       const buffer = buffers[k % 2]!.subarray(0, items.length * imageBytes);
@@ -206,7 +253,15 @@ export class BatchLoader {
     const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 1));
     const views: Tensor[] = [];
     try {
-      for (let v = 0; v < this.options.views; v++) views.push(augment ? augment.apply(images, rng) : images.clone());
+      const { rank, count } = this.shard;
+      const [, , height, width] = images.shape as [number, number, number, number];
+      const rows = images.size(0);
+      for (let v = 0; v < this.options.views; v++) {
+        // The rows before and after this shard draw from the batch's generator as in a one-process run.
+        if (count > 1) augment?.skip!(rank * rows, height, width, rng);
+        views.push(augment ? augment.apply(images, rng) : images.clone());
+        if (count > 1) augment?.skip!((count - 1 - rank) * rows, height, width, rng);
+      }
     } catch (error) {
       torch.dispose(views);
       throw error;

@@ -29,6 +29,8 @@ export interface MoCoOptions {
    * sub-batches, each normalized on its own, with the keys shuffled across
    * sub-batches first — the one-process stand-in for MoCo's shuffling BN
    * across GPUs. 1 (the default, as in a one-GPU MoCo-CXR run) turns it off.
+   * BatchNorm's running statistics follow the first sub-batch only, as a
+   * data-parallel run keeps rank 0's.
    */
   shuffleSplits?: number;
   /** Channels of the input images (1 for grey X-rays). Default 3. */
@@ -126,12 +128,22 @@ export class MoCo extends Module {
     if (batch % splits !== 0) {
       throw new RangeError(`batch size ${batch} is not divisible by the ${splits} shuffle-BN splits`);
     }
-    return torch.tidy(() =>
-      torch.cat(
-        images.chunk(splits, 0).map((part) => encoder.forward(part)),
-        0,
-      ),
-    );
+    return torch.tidy(() => {
+      const parts = images.chunk(splits, 0);
+      const first = encoder.forward(parts[0]!);
+      // Running statistics follow the first sub-batch alone, as the running
+      // statistics of a data-parallel run are rank 0's: so this stand-in and
+      // `splits` processes compute the same model, buffers included.
+      // The later sub-batches update scratch copies; the buffers are swapped,
+      // not copied back, since an in-place write would invalidate the saved
+      // state of the first sub-batch's backward.
+      const buffers = encoder.buffers();
+      const real = buffers.map((b) => b.detach());
+      for (const b of buffers) b.assign(b.clone());
+      const rest = parts.slice(1).map((part) => encoder.forward(part));
+      buffers.forEach((b, i) => b.assign(real[i]!));
+      return torch.cat([first, ...rest], 0);
+    });
   }
 
   /**

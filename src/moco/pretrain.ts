@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
 import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tensorboard.js';
+import { averageGradients, broadcastTensors, isDistributedEnv, ProcessGroup } from '../distributed/index.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
@@ -26,6 +27,7 @@ import {
   restorePretrainCheckpoint,
   writePretrainCheckpoint,
 } from './checkpoint.js';
+import { distributedMoCoStep } from './distributed-step.js';
 import { MoCo } from './model.js';
 import { KnnMonitor } from './monitor.js';
 import {
@@ -66,8 +68,15 @@ export interface PretrainHooks {
   log?: (line: string) => void;
   /** Force plain progress lines. */
   plainProgress?: boolean;
-  /** Called after every step with its loss (after the optimizer step). */
+  /** Called after every step with its loss (after the optimizer step; in a group, the mean over ranks). */
   onStep?: (step: number, loss: number) => void;
+  /**
+   * Train data-parallel in this process group (each rank its shard of every
+   * global batch of `batchSize`). Without it, a launch environment of more
+   * than one process (WORLD_SIZE > 1, as torchrun and `moco-cxr launch` set)
+   * joins its group; otherwise the run is one process.
+   */
+  group?: ProcessGroup;
 }
 
 /** The run folder's files. */
@@ -75,18 +84,21 @@ interface RunPaths {
   runDir: string;
   lastPath: string;
   metricsPath: string;
-  /** This invocation's TensorBoard event file, which gets the scalars of every metrics row. */
-  events: EventWriter;
+  /** This invocation's TensorBoard event file, which gets the scalars of every metrics row (rank 0 only). */
+  events?: EventWriter;
 }
 
-/** Appends a row to `metrics.jsonl` and its scalars to the event file. */
+/** Appends a row to `metrics.jsonl` and its scalars to the event file; in a group only rank 0 has them. */
 function logMetrics(run: RunPaths, row: Record<string, unknown> & { step: number }): void {
+  if (run.events === undefined) return;
   appendFileSync(run.metricsPath, `${JSON.stringify(row)}\n`);
   run.events.scalars(row.step, rowScalars(row));
 }
 
 /** What one run trains with, made by {@link setUpTraining}. */
 interface Training {
+  /** The data-parallel group, or undefined for one process. */
+  group: ProcessGroup | undefined;
   model: MoCo;
   optimizer: Adam | SGD;
   scheduler: LRScheduler;
@@ -113,8 +125,11 @@ interface Standing {
  * recorded settings, a fresh start must not overwrite a checkpoint; then clears
  * what an interrupted save left.
  */
-function openRunFolder(config: PretrainConfig, resume: boolean, log: (line: string) => void): RunPaths {
+function openRunFolder(config: PretrainConfig, resume: boolean, log: (line: string) => void, main = true): RunPaths {
   const runDir = resolve(config.out);
+  const paths = { runDir, lastPath: join(runDir, 'last.pt'), metricsPath: join(runDir, 'metrics.jsonl') };
+  // In a group, rank 0 alone checks and tidies the folder it alone writes.
+  if (!main) return paths;
   if (resume) {
     const { allowed, storedIn } = checkResumable(runDir, config);
     if (storedIn === undefined) log(`resume: ${runDir} has no record of its settings; they cannot be checked`);
@@ -133,12 +148,7 @@ function openRunFolder(config: PretrainConfig, resume: boolean, log: (line: stri
     );
   }
   mkdirSync(runDir, { recursive: true });
-  return {
-    runDir,
-    lastPath: join(runDir, 'last.pt'),
-    metricsPath: join(runDir, 'metrics.jsonl'),
-    events: new EventWriter(runDir),
-  };
+  return { ...paths, events: new EventWriter(runDir) };
 }
 
 /** Opens the images, writes the run's config, and builds the cache; undefined when interrupted during the build. */
@@ -147,10 +157,13 @@ async function setUpData(
   run: RunPaths,
   signal: AbortSignal | undefined,
   log: (line: string) => void,
+  main = true,
 ): Promise<ImageCache | undefined> {
   const source = await openSource(config.data);
-  mkdirSync(run.runDir, { recursive: true });
-  writeRunConfig(run.runDir, config, log);
+  if (main) {
+    mkdirSync(run.runDir, { recursive: true });
+    writeRunConfig(run.runDir, config, log);
+  }
   log(`data: ${source.records.length} images from ${config.data}`);
   const notTaken = skippedNote(source, config.data);
   if (notTaken !== undefined) log(notTaken);
@@ -175,8 +188,13 @@ async function setUpData(
 }
 
 /** The two-view loader of MoCo-CXR's augmentation; a cache of fewer images than one batch is an error. */
-async function setUpLoader(config: PretrainConfig, cache: ImageCache): Promise<BatchLoader> {
+async function setUpLoader(
+  config: PretrainConfig,
+  cache: ImageCache,
+  group: ProcessGroup | undefined,
+): Promise<BatchLoader> {
   const loader = new BatchLoader(cache, {
+    shard: group === undefined ? undefined : { rank: group.rank, count: group.size },
     batchSize: config.batchSize,
     seed: config.seed,
     dropLast: true,
@@ -191,7 +209,9 @@ async function setUpLoader(config: PretrainConfig, cache: ImageCache): Promise<B
 }
 
 /** The model (from its starting weights, on the device, in its layout), optimizer, schedule and fp16 scaler. */
-function setUpTraining(config: PretrainConfig, log: (line: string) => void): Training {
+function setUpTraining(config: PretrainConfig, log: (line: string) => void, group?: ProcessGroup): Training {
+  // In a group each rank is one BatchNorm group (see dataParallelConfig): no split inside a rank.
+  const shuffleSplits = group !== undefined && group.size > 1 ? 1 : parseShuffleBn(config.shuffleBn);
   torch.manualSeed(config.seed);
   const model = new MoCo({
     arch: config.arch,
@@ -199,7 +219,7 @@ function setUpTraining(config: PretrainConfig, log: (line: string) => void): Tra
     queueSize: config.queue,
     momentum: config.momentum,
     temperature: config.temperature,
-    shuffleSplits: parseShuffleBn(config.shuffleBn),
+    shuffleSplits,
   });
   if (config.init !== 'random') {
     const report = loadWeights(model.encoderQ, config.init);
@@ -224,6 +244,7 @@ function setUpTraining(config: PretrainConfig, log: (line: string) => void): Tra
       ? model.step(q, k)
       : torch.autocast(config.device, config.precision === 'bf16' ? 'bfloat16' : 'float16', () => model.step(q, k));
   return {
+    group,
     model,
     optimizer,
     scheduler,
@@ -236,7 +257,7 @@ function setUpTraining(config: PretrainConfig, log: (line: string) => void): Tra
 }
 
 /** Restores the state of `last.pt` and drops metrics rows the checkpoint does not cover; returns its position. */
-function resumeTraining(run: RunPaths, training: Training, log: (line: string) => void): PretrainPosition {
+function resumeTraining(run: RunPaths, training: Training, log: (line: string) => void, main = true): PretrainPosition {
   const { lastPath } = run;
   const restored = restorePretrainCheckpoint(lastPath, training.state);
   const at = restored.position;
@@ -250,11 +271,15 @@ function resumeTraining(run: RunPaths, training: Training, log: (line: string) =
     );
   }
   // Rows of steps after the checkpoint were written by a run that died before saving them.
+  if (!main) return at;
   const dropped = trimMetrics(run.metricsPath, at.step);
   if (dropped > 0) log(`metrics: removed ${dropped} rows after step ${at.step} (not covered by the checkpoint)`);
   trimEvents(run.runDir, at.step);
   return at;
 }
+
+/** How long the other ranks wait for rank 0 to build the image cache. */
+const CACHE_BUILD_TIMEOUT_MS = 24 * 3600 * 1000;
 
 /** How an epoch ended: it ran out of batches (or reached the step limit), was interrupted, or diverged. */
 type EpochEnd = { kind: 'done' } | { kind: 'interrupted' } | { kind: 'diverged'; loss: number };
@@ -272,41 +297,38 @@ async function trainOneEpoch(
   training: Training,
   loader: BatchLoader,
   standing: Standing,
-  progress: Progress,
+  progress: Pick<Progress, 'update'>,
   hooks: PretrainHooks,
 ): Promise<EpochEnd> {
-  const { optimizer, scaler, layout, forward, trainable } = training;
+  const { layout, group } = training;
   const device = config.device as torch.Device;
+  const main = group === undefined || group.rank === 0;
+  const world = group?.size ?? 1;
   const firstBatch = epoch === standing.at.epoch ? standing.at.batch : 0;
   for await (const batch of loader.epoch(epoch, firstBatch)) {
+    let result: StepResult;
     try {
       // Seeding each step makes any randomness inside it (shuffle BN) repeat on resume.
       torch.manualSeed(combineSeeds(config.seed, epoch, batch.index));
-      const result = torch.tidy(() => {
-        const q = batch.views[0]!.to(device).contiguous(layout);
-        const k = batch.views[1]!.to(device).contiguous(layout);
-        const out = forward(q, k);
-        const loss = out.loss.item();
-        if (!Number.isFinite(loss)) return { loss, top1: out.top1 };
-        optimizer.zeroGrad();
-        if (scaler === undefined) {
-          out.loss.backward();
-          optimizer.step();
-        } else {
-          scaler.scaleLoss(out.loss).backward();
-          scaler.step(optimizer, trainable);
-        }
-        return { loss, top1: out.top1 };
-      });
+      const q = batch.views[0]!.to(device).contiguous(layout);
+      const k = batch.views[1]!.to(device).contiguous(layout);
+      try {
+        result =
+          group === undefined
+            ? singleStep(training, q, k, hooks.signal)
+            : await distributedStep(training, group, q, k, hooks.signal);
+      } finally {
+        torch.dispose([q, k]);
+      }
       if (!Number.isFinite(result.loss)) return { kind: 'diverged', loss: result.loss };
       standing.lastLoss = result.loss;
       standing.at = { epoch, batch: batch.index + 1, step: standing.at.step + 1 };
       const step = standing.at.step;
       hooks.onStep?.(step, result.loss);
-      standing.windowImages += batch.ids.length;
+      standing.windowImages += batch.ids.length * world;
       const imagesPerSecond = standing.windowImages / ((performance.now() - standing.windowStart) / 1000);
       if (step % config.logEvery === 0) {
-        const lr = optimizer.paramGroups[0]!.lr;
+        const lr = training.optimizer.paramGroups[0]!.lr;
         logMetrics(run, { step, epoch, batch: batch.index, loss: result.loss, top1: result.top1, lr, imagesPerSecond });
         standing.windowStart = performance.now();
         standing.windowImages = 0;
@@ -318,14 +340,77 @@ async function trainOneEpoch(
     } finally {
       batch.dispose();
     }
-    if (hooks.signal?.aborted === true) {
-      writePretrainCheckpoint(run.lastPath, training.state, config, standing.at);
+    // In a group every rank stops after the same step: the stop is decided with the step's metrics.
+    if (result.stop) {
+      if (main) writePretrainCheckpoint(run.lastPath, training.state, config, standing.at);
       standing.checkpoint = run.lastPath;
       return { kind: 'interrupted' };
     }
     if (reachedStepLimit(config, standing.at)) break;
   }
   return { kind: 'done' };
+}
+
+/** One step's loss and top-1 (over all ranks in a group), and whether the run stops after it. */
+interface StepResult {
+  loss: number;
+  top1: number;
+  stop: boolean;
+}
+
+/** One process: MoCo step, backward, optimizer step. */
+function singleStep(training: Training, q: torch.Tensor, k: torch.Tensor, signal: AbortSignal | undefined): StepResult {
+  const { optimizer, scaler, forward, trainable } = training;
+  return torch.tidy(() => {
+    const out = forward(q, k);
+    const loss = out.loss.item();
+    const stop = signal?.aborted === true;
+    if (!Number.isFinite(loss)) return { loss, top1: out.top1, stop };
+    optimizer.zeroGrad();
+    if (scaler === undefined) {
+      out.loss.backward();
+      optimizer.step();
+    } else {
+      scaler.scaleLoss(out.loss).backward();
+      scaler.step(optimizer, trainable);
+    }
+    return { loss, top1: out.top1, stop };
+  });
+}
+
+/**
+ * One data-parallel step: the MoCo step across ranks, the loss, top-1 and
+ * stop flag summed over ranks in one allreduce (so every rank sees the same
+ * loss, and stops or diverges at the same step), backward, gradients averaged
+ * across ranks, optimizer step.
+ */
+async function distributedStep(
+  training: Training,
+  group: ProcessGroup,
+  q: torch.Tensor,
+  k: torch.Tensor,
+  signal: AbortSignal | undefined,
+): Promise<StepResult> {
+  const { optimizer, model, layout, trainable } = training;
+  const out = await distributedMoCoStep(model, q, k, group, layout);
+  try {
+    const stats = torch.tensor([out.loss.item(), out.top1, signal?.aborted === true ? 1 : 0], [3]);
+    try {
+      await group.allreduce(stats, 'sum');
+      const [loss, top1, stops] = Array.from(stats.data() as Float32Array);
+      const result = { loss: loss! / group.size, top1: top1! / group.size, stop: stops! > 0 };
+      if (!Number.isFinite(result.loss)) return result;
+      optimizer.zeroGrad();
+      out.loss.backward();
+      await averageGradients(group, trainable);
+      optimizer.step();
+      return result;
+    } finally {
+      stats.dispose();
+    }
+  } finally {
+    torch.dispose([out.logits, out.loss]);
+  }
 }
 
 function reachedStepLimit(config: PretrainConfig, at: PretrainPosition): boolean {
@@ -338,8 +423,10 @@ function reachedStepLimit(config: PretrainConfig, at: PretrainPosition): boolean
  */
 function save(config: PretrainConfig, run: RunPaths, training: Training, standing: Standing, epochDone: boolean): void {
   const { at } = standing;
-  writePretrainCheckpoint(run.lastPath, training.state, config, at);
   standing.checkpoint = run.lastPath;
+  // In a group the replicas are equal: rank 0 alone writes.
+  if (training.group !== undefined && training.group.rank !== 0) return;
+  writePretrainCheckpoint(run.lastPath, training.state, config, at);
   if (epochDone && (at.epoch % config.checkpointEvery === 0 || at.epoch === config.epochs)) {
     const numbered = join(run.runDir, `checkpoint_${String(at.epoch).padStart(4, '0')}.pt`);
     // The same state as last.pt: copy its bytes rather than serialize again
@@ -360,13 +447,64 @@ export async function pretrain(
   options: { resume?: boolean } & PretrainHooks = {},
 ): Promise<PretrainResult> {
   const config = resolvePretrainConfig(input);
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const baseLog = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const resume = options.resume === true;
-  const run = openRunFolder(config, resume, log);
-  const cache = await setUpData(config, run, options.signal, log);
+  const ownGroup = options.group === undefined && isDistributedEnv();
+  const group = options.group ?? (ownGroup ? await ProcessGroup.fromEnv() : undefined);
+  try {
+    return await pretrainIn(config, resume, options, group, baseLog);
+  } finally {
+    if (ownGroup) group?.destroy();
+  }
+}
+
+/**
+ * The settings of a run of `world` processes: the batch is the global one,
+ * split across them, and BN is shuffled across them as in the original under
+ * DDP — which is what the one-process split-batch stand-in over `world`
+ * groups computes, so the run records `shuffleBn: split:<world>`, and a
+ * one-process resume of its checkpoint continues the same computation.
+ */
+function dataParallelConfig(config: PretrainConfig, world: number): PretrainConfig {
+  if (world === 1) return config;
+  const splits = parseShuffleBn(config.shuffleBn);
+  if (splits !== 1 && splits !== world) {
+    throw new RangeError(
+      `shuffleBn '${config.shuffleBn}': with ${world} processes the batch is shuffled across them; ` +
+        `give 'off' or 'split:${world}'`,
+    );
+  }
+  if (config.precision !== 'fp32') {
+    throw new RangeError(`precision '${config.precision}': data-parallel training runs in fp32 only`);
+  }
+  if (config.batchSize % world !== 0) {
+    throw new RangeError(`batchSize ${config.batchSize} (the global batch) is not divisible by the ${world} processes`);
+  }
+  return { ...config, shuffleBn: `split:${world}` };
+}
+
+/** The run itself, on one process or as one rank of `group`. */
+async function pretrainIn(
+  given: PretrainConfig,
+  resume: boolean,
+  options: PretrainHooks,
+  group: ProcessGroup | undefined,
+  baseLog: (line: string) => void,
+): Promise<PretrainResult> {
+  const config = dataParallelConfig(given, group?.size ?? 1);
+  const main = group === undefined || group.rank === 0;
+  // Other ranks say only what concerns them alone; rank 0 speaks for the run.
+  const log = main ? baseLog : () => undefined;
+  if (group !== undefined)
+    log(`data-parallel: ${group.size} processes (${group.backend}), global batch ${config.batchSize}`);
+  const run = openRunFolder(config, resume, log, main);
+  // Rank 0 builds the image cache; the others wait for it and then open it.
+  if (group !== undefined && !main) await group.barrier(CACHE_BUILD_TIMEOUT_MS);
+  const cache = await setUpData(config, run, options.signal, log, main);
+  if (group !== undefined && main) await group.barrier(CACHE_BUILD_TIMEOUT_MS);
   if (cache === undefined) {
     const message = 'interrupted while building the image cache; rerun to continue where it stopped';
-    run.events.close();
+    run.events?.close();
     log(message);
     return {
       status: 'interrupted',
@@ -378,17 +516,20 @@ export async function pretrain(
       message,
     };
   }
-  const loader = await setUpLoader(config, cache);
-  const training = setUpTraining(config, log);
+  const loader = await setUpLoader(config, cache, group);
+  const training = setUpTraining(config, log, group);
+  const at = resume ? resumeTraining(run, training, log, main) : { epoch: 0, batch: 0, step: 0 };
+  // As DDP does on wrapping a model: every replica starts from rank 0's parameters and buffers.
+  if (group !== undefined) await broadcastTensors(group, [...training.model.parameters(), ...training.model.buffers()]);
   const standing: Standing = {
-    at: resume ? resumeTraining(run, training, log) : { epoch: 0, batch: 0, step: 0 },
+    at,
     lastLoss: NaN,
     checkpoint: resume ? run.lastPath : undefined,
     windowStart: performance.now(),
     windowImages: 0,
   };
   const monitor =
-    config.monitor === ''
+    config.monitor === '' || !main
       ? undefined
       : await KnnMonitor.open(config.monitor, {
           task: config.monitorTask === '' ? undefined : config.monitorTask,
@@ -400,10 +541,12 @@ export async function pretrain(
         });
   const perEpoch = loader.batchesPerEpoch;
   const totalSteps = Math.min(config.maxSteps > 0 ? config.maxSteps : Infinity, perEpoch * config.epochs);
-  const progress = new Progress('pretrain', totalSteps, { plain: options.plainProgress });
+  const progress = main
+    ? new Progress('pretrain', totalSteps, { plain: options.plainProgress })
+    : { update: () => undefined, finish: () => undefined };
   const finish = async (status: PretrainResult['status'], message: string): Promise<PretrainResult> => {
     progress.finish();
-    run.events.close();
+    run.events?.close();
     await cache.close();
     await monitor?.close();
     training.scaler?.dispose();

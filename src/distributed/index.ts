@@ -1,0 +1,18 @@
+/**
+ * Data-parallel training across processes and machines over libtorch's c10d
+ * (Gloo; NCCL in a CUDA build): process groups joined as PyTorch joins them,
+ * collectives as promises, and the replica upkeep of DDP.
+ */
+export { type LaunchEnv, isDistributedEnv, readLaunchEnv } from './env.js';
+export { CollectiveError, DEFAULT_TIMEOUT_MS, type GroupOptions, ProcessGroup } from './group.js';
+export { type ReduceOp } from './native.js';
+export {
+  launch,
+  LAUNCH_DEFAULTS,
+  LAUNCH_SETTINGS,
+  type LaunchConfig,
+  type LaunchResult,
+  resolveLaunchConfig,
+  workerEnv,
+} from './launch.js';
+export { allreduceFlat, averageGradients, broadcastTensors, bucketsOf, DEFAULT_BUCKET_BYTES } from './sync.js';

@@ -310,8 +310,10 @@ async function trainOneEpoch(
     try {
       // Seeding each step makes any randomness inside it (shuffle BN) repeat on resume.
       torch.manualSeed(combineSeeds(config.seed, epoch, batch.index));
-      const q = batch.views[0]!.to(device).contiguous(layout);
-      const k = batch.views[1]!.to(device).contiguous(layout);
+      const [q, k] = torch.tidy(() => batch.views.slice(0, 2).map((view) => view.to(device).contiguous(layout))) as [
+        torch.Tensor,
+        torch.Tensor,
+      ];
       try {
         result =
           group === undefined

@@ -73,6 +73,11 @@ test(
   async () => {
     assert.ok(ProcessGroup.available, 'the addon is built with c10d');
     await assert.rejects(ProcessGroup.init({ rank: 2, worldSize: 2 }), /rank must be in \[0, 1\]/);
+    // Debian's libtorch has no NCCL: the build says so and how to get it.
+    await assert.rejects(
+      ProcessGroup.init({ rank: 0, worldSize: 1, backend: 'nccl' }),
+      /NCCL backend is not in this build.*LIBTORCH=\/path MOCO_CXR_NCCL=1/,
+    );
     const port = await freePort();
     // Rank 1 with no rank 0 serving the store: it gives up at the timeout and says where it looked.
     await assert.rejects(

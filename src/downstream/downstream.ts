@@ -64,6 +64,8 @@ export interface DownstreamResult {
   testAuc: number;
   seconds: number;
   history: { epochs: EpochSummary[]; evaluations: Evaluation[] };
+  /** The L2 strength chosen on validation, where the head was fitted by L-BFGS (`probe: lbfgs`). */
+  l2?: number;
 }
 
 /** Options every cell takes. */

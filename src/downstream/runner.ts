@@ -50,6 +50,7 @@ const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
   'cacheSize',
   'normalize',
   'epochs',
+  'probe',
   'lr',
   'batchSize',
   'ensemble',
@@ -346,7 +347,7 @@ export async function runDownstream(
           signal: hooks.signal,
           plainProgress: hooks.plainProgress,
         });
-        result = await linearProbe({ ...cell, features, task: data.task });
+        result = await linearProbe({ ...cell, features, task: data.task, probe: config.probe });
       } else {
         result = await finetune({
           ...cell,

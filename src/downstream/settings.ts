@@ -10,6 +10,7 @@ import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
 import { checkFraction } from './downstream.js';
+import { LINEAR_PROBES } from './linear.js';
 import { parseInit } from './setup.js';
 
 /** Every setting of a downstream run; defaults follow MoCo-CXR's supervised training. */
@@ -120,6 +121,13 @@ export const DOWNSTREAM_SETTINGS = [
     default: 0,
     defaultHelp: '5·(1/f)^(2/3), i.e. 500, 107, 23, 5 for 0.1%, 1%, 10%, 100%',
     help: 'epochs for every fraction',
+  },
+  {
+    key: 'probe',
+    type: 'string',
+    oneOf: LINEAR_PROBES,
+    default: 'adam',
+    help: "linear only: adam (MoCo-CXR's epochs of Adam) or lbfgs (logistic regression to convergence, L2 chosen on validation)",
   },
   { key: 'lr', type: 'number', range: 'positive', default: 1e-4, help: 'Adam learning rate' },
   { key: 'batchSize', type: 'int', range: 'positive', default: 16, help: 'batch size' },

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { mocoCxrAugmentation } from '../data/augment.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
+import { type XrayRecord } from '../data/records.js';
 import { combineSeeds } from '../data/prng.js';
 import { openSource, skippedNote } from '../data/sources/index.js';
 import { loadWeights } from '../models/index.js';
@@ -130,7 +131,7 @@ async function setUpData(
   run: RunPaths,
   signal: AbortSignal | undefined,
   log: (line: string) => void,
-): Promise<ImageCache | undefined> {
+): Promise<{ cache: ImageCache; records: readonly XrayRecord[] } | undefined> {
   const source = await openSource(config.data);
   mkdirSync(run.runDir, { recursive: true });
   writeRunConfig(run.runDir, config, log);
@@ -154,18 +155,42 @@ async function setUpData(
   log(
     `cache: ${cache.ids.length} images (${stats.reused ? 'reused' : `${stats.decoded} decoded`}, ${stats.skipped} skipped)`,
   );
-  return cache;
+  return { cache, records: source.records };
 }
 
 /** The two-view loader of MoCo-CXR's augmentation; a cache of fewer images than one batch is an error. */
-async function setUpLoader(config: PretrainConfig, cache: ImageCache): Promise<BatchLoader> {
+async function setUpLoader(
+  config: PretrainConfig,
+  cache: ImageCache,
+  records: readonly XrayRecord[],
+  log: (line: string) => void,
+): Promise<BatchLoader> {
+  const pairing = config.positives;
+  // Records are passed only when pairing needs their patients: without them the loader reads the cache's
+  // own order, exactly as before.
+  const inCache =
+    pairing === 'image' ? undefined : records.filter((record) => cache.positionOfId(record.id) !== undefined);
   const loader = new BatchLoader(cache, {
     batchSize: config.batchSize,
     seed: config.seed,
     dropLast: true,
     views: 2,
     augment: mocoCxrAugmentation(config.imageSize),
+    records: inCache,
+    pairGroups: inCache?.map((record) => (pairing === 'patient' ? record.patientId : record.studyId)),
   });
+  if (inCache !== undefined) {
+    const sizes = new Map<string, number>();
+    for (const record of inCache) {
+      const group = pairing === 'patient' ? record.patientId : record.studyId;
+      sizes.set(group, (sizes.get(group) ?? 0) + 1);
+    }
+    const alone = [...sizes.values()].filter((size) => size === 1).length;
+    log(
+      `positives: two images of one ${pairing}: ${inCache.length} images, ${sizes.size} ${pairing === 'patient' ? 'patients' : 'studies'}; ` +
+        `${inCache.length - alone} images have a partner, ${alone} pair with themselves`,
+    );
+  }
   if (loader.batchesPerEpoch === 0) {
     await cache.close();
     throw new Error(`data: ${loader.length} images is fewer than one batch of ${config.batchSize}`);
@@ -348,8 +373,8 @@ export async function pretrain(
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const resume = options.resume === true;
   const run = openRunFolder(config, resume, log);
-  const cache = await setUpData(config, run, options.signal, log);
-  if (cache === undefined) {
+  const data = await setUpData(config, run, options.signal, log);
+  if (data === undefined) {
     const message = 'interrupted while building the image cache; rerun to continue where it stopped';
     log(message);
     return {
@@ -362,7 +387,8 @@ export async function pretrain(
       message,
     };
   }
-  const loader = await setUpLoader(config, cache);
+  const { cache } = data;
+  const loader = await setUpLoader(config, cache, data.records, log);
   const training = setUpTraining(config, log);
   const standing: Standing = {
     at: resume ? resumeTraining(run, training, log) : { epoch: 0, batch: 0, step: 0 },

@@ -9,6 +9,7 @@ import { type BatchAugmentation, BatchLoader } from '../data/loader.js';
 import { mocoCxrAugmentation, type NormalizationName } from '../data/augment.js';
 import { combineSeeds } from '../data/prng.js';
 import { type Backbone } from '../models/index.js';
+import { BatchNorm2d } from '../nn/batchnorm.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
@@ -52,6 +53,71 @@ export interface FinetuneOptions extends CellOptions {
   augment?: BatchAugmentation;
   /** Evaluations without improvement before stopping (default: train every epoch). */
   patience?: number;
+  /** What happens to the BatchNorm running statistics the starting weights carry (default 'keep'); see {@link BN_STATS}. */
+  bnStats?: BnStatsPolicy;
+  /** The pretrained layers' learning rate as a multiple of the new head's `lr` (default 1: one rate). */
+  trunkLr?: number;
+  /** Epochs over which the learning rate rises linearly from 0 to its value, step by step (default 0). */
+  warmup?: number;
+}
+
+/**
+ * What fine-tuning does with the BatchNorm running statistics of its starting
+ * weights: `keep` trains from them (PyTorch's default when a checkpoint is
+ * loaded); `reset` sets them to mean 0, variance 1 first; `recompute`
+ * replaces them, before the first step, by the exact average over one
+ * pass of the training images as training augments them (train-mode
+ * forward, no gradient); `frozen` keeps every BatchNorm layer in evaluation mode
+ * throughout, normalizing by the pretrained statistics and never updating them.
+ */
+export const BN_STATS = ['keep', 'reset', 'recompute', 'frozen'] as const;
+export type BnStatsPolicy = (typeof BN_STATS)[number];
+
+export function batchNorms(model: Backbone): BatchNorm2d[] {
+  return model.modules().filter((module): module is BatchNorm2d => module instanceof BatchNorm2d);
+}
+
+/** Training mode, with BatchNorm layers left in evaluation mode under the 'frozen' policy. */
+export function trainMode(model: Backbone, policy: BnStatsPolicy): void {
+  model.train();
+  if (policy === 'frozen') for (const bn of batchNorms(model)) bn.eval();
+}
+
+/**
+ * Replaces every BatchNorm layer's running statistics with their average over
+ * one pass of `loader`'s epoch 0 (a cumulative average, as PyTorch's
+ * `momentum=None`), without gradients.
+ */
+export async function recomputeBatchNorm(model: Backbone, loader: BatchLoader, device: torch.Device): Promise<void> {
+  const layers = batchNorms(model);
+  const saved = layers.map((bn) => bn.momentum);
+  model.train();
+  for (const bn of layers) {
+    bn.resetRunningStats();
+    (bn as { momentum: number | null }).momentum = null;
+  }
+  try {
+    for await (const batch of loader.epoch(0)) {
+      try {
+        torch.noGrad(() => torch.tidy(() => void model.forward(batch.images.to(device))));
+      } finally {
+        batch.dispose();
+      }
+    }
+  } finally {
+    layers.forEach((bn, i) => ((bn as { momentum: number | null }).momentum = saved[i] as number | null));
+  }
+}
+
+/** The optimizer's parameter groups: the new head at `lr`, the pretrained layers at `lr × trunkLr`. */
+export function parameterGroups(model: Backbone, lr: number, trunkLr: number): { params: Tensor[]; lr: number }[] {
+  if (trunkLr === 1) return [{ params: model.parameters(), lr }];
+  const head = new Set(model.classifier.parameters());
+  const trunk = model.parameters().filter((parameter) => !head.has(parameter));
+  return [
+    { params: trunk, lr: lr * trunkLr },
+    { params: [...head], lr },
+  ];
 }
 
 /** The augmentation fine-tuning uses unless told otherwise. */
@@ -115,6 +181,14 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   const stepsPerEpoch = loader.batchesPerEpoch;
   const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? CELL_DEFAULTS.evalEvery);
 
+  const bnStats = options.bnStats ?? 'keep';
+  const trunkLr = options.trunkLr ?? 1;
+  const warmup = options.warmup ?? 0;
+  if (!BN_STATS.includes(bnStats))
+    throw new RangeError(`bnStats must be one of ${BN_STATS.join(', ')}, got '${bnStats}'`);
+  if (!(trunkLr > 0)) throw new RangeError(`trunkLr must be positive, got ${trunkLr}`);
+  if (!(Number.isInteger(warmup) && warmup >= 0))
+    throw new RangeError(`warmup must be a non-negative integer, got ${warmup}`);
   const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
   const selection = new ModelSelection<Weights>(options.ensemble ?? CELL_DEFAULTS.ensemble, options.patience, (item) =>
     torch.dispose(item),
@@ -132,14 +206,19 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
         logits.dispose();
       }
     } finally {
-      model.train();
+      trainMode(model, bnStats);
     }
   };
 
   try {
     model.to(device);
-    model.train();
-    const optimizer = new Adam(model.parameters(), { lr: options.lr ?? CELL_DEFAULTS.lr });
+    if (bnStats === 'reset') for (const bn of batchNorms(model)) bn.resetRunningStats();
+    if (bnStats === 'recompute') await recomputeBatchNorm(model, loader, device);
+    trainMode(model, bnStats);
+    const lr = options.lr ?? CELL_DEFAULTS.lr;
+    const groups = parameterGroups(model, lr, trunkLr);
+    const optimizer = new Adam(groups, { lr });
+    const warmupSteps = warmup * stepsPerEpoch;
     const epochs: EpochSummary[] = [];
     let step = 0;
     let stop = false;
@@ -154,6 +233,10 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
           const known = torch.tidy(() => (batch.labelMask as Tensor).sum().item());
           step++;
           images += batch.ids.length;
+          if (warmupSteps > 0) {
+            const factor = Math.min(1, step / warmupSteps);
+            optimizer.paramGroups.forEach((group, g) => (group.lr = (groups[g] as { lr: number }).lr * factor));
+          }
           if (known > 0) {
             lossSum += torch.tidy(() => {
               const logits = model.forward(batch.images.to(device));

@@ -79,7 +79,7 @@ export {
   type ObjectiveWithGradient,
   type Standardizer,
 } from './logistic.js';
-export { finetune, finetuneAugmentation, type FinetuneOptions } from './finetune.js';
+export { BN_STATS, finetune, finetuneAugmentation, type BnStatsPolicy, type FinetuneOptions } from './finetune.js';
 export {
   DOWNSTREAM_DEFAULTS,
   downstreamMetrics,

@@ -52,6 +52,9 @@ const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
   'epochs',
   'probe',
   'lr',
+  'bnStats',
+  'trunkLr',
+  'warmup',
   'batchSize',
   'ensemble',
   'evalEvery',
@@ -358,6 +361,9 @@ export async function runDownstream(
           normalize: config.normalize,
           device: config.device,
           evalBatchSize: config.evalBatchSize,
+          bnStats: config.bnStats,
+          trunkLr: config.trunkLr,
+          warmup: config.warmup,
         });
       }
       writeCell(runDir, result);

@@ -10,6 +10,7 @@ import { UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
 import { checkFraction } from './downstream.js';
+import { BN_STATS } from './finetune.js';
 import { LINEAR_PROBES } from './linear.js';
 import { parseInit } from './setup.js';
 
@@ -130,6 +131,27 @@ export const DOWNSTREAM_SETTINGS = [
     help: "linear only: adam (MoCo-CXR's epochs of Adam) or lbfgs (logistic regression to convergence, L2 chosen on validation)",
   },
   { key: 'lr', type: 'number', range: 'positive', default: 1e-4, help: 'Adam learning rate' },
+  {
+    key: 'bnStats',
+    type: 'string',
+    oneOf: BN_STATS,
+    default: 'keep',
+    help: "fine-tuning only: the start's BatchNorm statistics: keep | reset | recompute (on the training images) | frozen (eval mode)",
+  },
+  {
+    key: 'trunkLr',
+    type: 'number',
+    range: 'positive',
+    default: 1,
+    help: "fine-tuning only: the pretrained layers' learning rate as a multiple of --lr (the new head's)",
+  },
+  {
+    key: 'warmup',
+    type: 'int',
+    range: 'non-negative',
+    default: 0,
+    help: 'fine-tuning only: epochs of linear learning-rate warm-up from 0',
+  },
   { key: 'batchSize', type: 'int', range: 'positive', default: 16, help: 'batch size' },
   {
     key: 'ensemble',

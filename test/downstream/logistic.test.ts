@@ -15,6 +15,10 @@ import {
   standardizer,
 } from '../../src/downstream/logistic.js';
 import { PYTHON, runPython } from '../helpers/oracle.js';
+import { type FeatureSet } from '../../src/downstream/features.js';
+import { linearProbe } from '../../src/downstream/linear.js';
+import { type XrayRecord } from '../../src/data/records.js';
+import * as torch from '../../src/torch/index.js';
 
 const EPS64 = 2 ** -52;
 
@@ -204,5 +208,43 @@ describe('logistic regression', () => {
       () => logisticObjective({ ...problem, weight: new Float64Array(10) }, 1, new Float64Array(4)),
       /no row has a known label/,
     );
+  });
+
+  test("a linear-probe cell with probe 'lbfgs' fits the head, names its L2 strength and scores the test set", async () => {
+    const split = (problem: LogisticProblem, name: string) => ({
+      records: Array.from(
+        { length: problem.n },
+        (_, r): XrayRecord => ({
+          id: `${name}${r}`,
+          path: `/${name}${r}.png`,
+          labels: { Finding: problem.weight[r] === 0 ? null : (problem.y[r] as number) },
+          patientId: `${name}${r}`,
+          studyId: `${name}${r}`,
+        }),
+      ),
+      features: torch.tensor(Float32Array.from(problem.x), [problem.n, problem.d]),
+    });
+    const features: FeatureSet = {
+      init: 'random',
+      arch: 'resnet18',
+      key: 'k',
+      featureDim: 6,
+      train: split(noisyProblem(150, 6, 31), 'a'),
+      val: split(noisyProblem(60, 6, 32), 'b'),
+      test: split(noisyProblem(90, 6, 33), 'c'),
+      reused: false,
+      dispose: () => torch.dispose([features.train.features, features.val.features, features.test.features]),
+    };
+    try {
+      const cell = await linearProbe({ features, task: 'Finding', fraction: 1, draw: 0, seed: 0, probe: 'lbfgs' });
+      assert.equal(cell.mode, 'linear');
+      assert.ok(cell.l2 !== undefined && cell.l2 > 0);
+      assert.equal(cell.history.epochs.length, 13, 'one entry per L2 strength of the default grid');
+      // Masked test labels are left out of scoring, as in an Adam cell.
+      assert.equal(cell.test.scores.length, features.test.records.filter((r) => r.labels.Finding !== null).length);
+      assert.ok(cell.testAuc > 0.7, `test AUC ${cell.testAuc} on a learnable problem`);
+    } finally {
+      features.dispose();
+    }
   });
 });

@@ -6,6 +6,11 @@
  * Randomness is fixed by the seed: the order of epoch `e` comes from
  * `(seed, e)` and the augmentation of batch `k` from `(seed, e, k)`, so a run
  * repeats exactly, and prefetching or skipping batches changes nothing.
+ *
+ * With `pairGroups` (MedAug's patient- or study-level positives), the second
+ * and later views of an image are made from another image of its group; the
+ * partner is drawn from `(seed, e, k)` as well, so a resumed run pairs the
+ * same images.
  */
 import * as torch from '../torch/index.js';
 import { type ImageCache } from './cache.js';
@@ -65,6 +70,14 @@ export interface LoaderOptions {
   /** Independent augmented views per batch: 2 for MoCo's query and key (default 1). */
   views?: number;
   /**
+   * A group key per record of `records` (same order), e.g. its patient or
+   * study: the first view of an image is made from the image itself, every
+   * further view from a partner drawn uniformly from the other images of its
+   * group (an image alone in its group is its own partner). Default: every
+   * view from the image itself.
+   */
+  pairGroups?: readonly string[];
+  /**
    * Where batches go (default `cpu`). The uint8 pixels move there before they
    * are converted, so that the augmentation runs there too, and a quarter of
    * the bytes of float images cross the bus.
@@ -84,6 +97,8 @@ export interface Batch {
   views: Tensor[];
   /** The first view. */
   images: Tensor;
+  /** With `pairGroups`: the id of the image each row's further views were made from. */
+  partnerIds?: string[];
   /** `[B, tasks]` float32, masked entries 0; present when `tasks` were given. */
   labels?: Tensor;
   /** `[B, tasks]` float32, 1 where the label is known and 0 where masked. */
@@ -99,6 +114,8 @@ export class BatchLoader {
   private readonly ids: readonly string[];
   private readonly labelRows: Float32Array | undefined;
   private readonly maskRows: Float32Array | undefined;
+  /** With `pairGroups`: the loader items of each item's group, the item itself included. */
+  private readonly groupItems: readonly (readonly number[])[] | undefined;
   private readonly options: Required<Pick<LoaderOptions, 'batchSize' | 'shuffle' | 'seed' | 'dropLast' | 'views'>>;
   private readonly shard: LoaderShard;
 
@@ -141,17 +158,32 @@ export class BatchLoader {
       views,
     };
     const records = config.records ?? cache.ids.map((id) => ({ id }));
+    const pairGroups = config.pairGroups;
+    if (pairGroups !== undefined && pairGroups.length !== records.length) {
+      throw new RangeError(`loader: ${pairGroups.length} pair groups for ${records.length} records`);
+    }
     const kept: LoaderRecord[] = [];
+    const keptGroups: string[] = [];
     const positions: number[] = [];
     const missing: string[] = [];
-    for (const record of records) {
+    records.forEach((record, i) => {
       const position = cache.positionOfId(record.id);
       if (position === undefined) {
         missing.push(record.id);
       } else {
         kept.push(record);
         positions.push(position);
+        if (pairGroups !== undefined) keptGroups.push(pairGroups[i] as string);
       }
+    });
+    if (pairGroups !== undefined) {
+      const members = new Map<string, number[]>();
+      keptGroups.forEach((group, item) => {
+        const list = members.get(group);
+        if (list === undefined) members.set(group, [item]);
+        else list.push(item);
+      });
+      this.groupItems = keptGroups.map((group) => members.get(group) as number[]);
     }
     this.missing = missing;
     this.positions = Int32Array.from(positions);
@@ -191,6 +223,23 @@ export class BatchLoader {
   }
 
   /**
+   * The partner of each item of batch `index` of `epoch` (see `pairGroups`):
+   * another member of its group, uniformly, or itself when alone.
+   */
+  partners(epoch: number, index: number, items: readonly number[]): number[] | undefined {
+    const groups = this.groupItems;
+    if (groups === undefined) return undefined;
+    const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 2));
+    return items.map((item) => {
+      const group = groups[item] as readonly number[];
+      if (group.length === 1) return item;
+      // Uniform over the group without the item: draw among length − 1 and step over the item itself.
+      const at = Math.floor(rng.next() * (group.length - 1));
+      return group[at < group.indexOf(item) ? at : at + 1] as number;
+    });
+  }
+
+  /**
    * The batches of one epoch, from batch `startBatch` on (a resumed run skips
    * what it has done without reading it; the batches are the same as in a
    * full pass). While the caller works on batch k, batch k+1's pixels are
@@ -201,19 +250,26 @@ export class BatchLoader {
     const { batchSize } = this.options;
     const count = this.batchesPerEpoch;
     const imageBytes = this.cache.imageBytes;
-    // Two buffers: one being read for the next batch while the other's tensor is made.
-    const buffers = [new Uint8Array(batchSize * imageBytes), new Uint8Array(batchSize * imageBytes)];
+    // Two buffers: one being read for the next batch while the other's tensor is made. Partners
+    // are read after the batch's own images, into the same buffer.
+    const slots = this.groupItems === undefined ? batchSize : 2 * batchSize;
+    const buffers = [new Uint8Array(slots * imageBytes), new Uint8Array(slots * imageBytes)];
     const { rank, count: ranks } = this.shard;
     const local = batchSize / ranks;
-    const itemsOf = (k: number): number[] =>
-      ranks === 1
-        ? order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length))
-        : order.slice(k * batchSize + rank * local, k * batchSize + (rank + 1) * local);
+    const batchItems = (k: number): number[] => order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length));
+    const shardOf = <T>(rows: T[]): T[] => (ranks === 1 ? rows : rows.slice(rank * local, (rank + 1) * local));
+    const itemsOf = (k: number): number[] => shardOf(batchItems(k));
+    // Partners are drawn over the whole (global) batch, so a shard pairs as its rows do in one process.
+    const partnersOf = (k: number): number[] | undefined => {
+      const partners = this.partners(epoch, k, batchItems(k));
+      return partners === undefined ? undefined : shardOf(partners);
+    };
     const read = (k: number): Promise<Uint8Array> => {
       const items = itemsOf(k);
-      const buffer = buffers[k % 2]!.subarray(0, items.length * imageBytes);
+      const all = items.concat(partnersOf(k) ?? []);
+      const buffer = buffers[k % 2]!.subarray(0, all.length * imageBytes);
       return this.cache.read(
-        items.map((item) => this.positions[item]!),
+        all.map((item) => this.positions[item]!),
         buffer,
       );
     };
@@ -225,10 +281,10 @@ export class BatchLoader {
       for (let k = startBatch; k < count; k++) {
         const bytes = await pending!;
         const items = itemsOf(k);
-        const images = this.toTensor(bytes, items.length);
+        const images = this.toTensor(bytes, bytes.length / imageBytes);
         pending = k + 1 < count ? read(k + 1) : undefined;
         try {
-          yield this.assemble(epoch, k, items, images);
+          yield this.assemble(epoch, k, items, partnersOf(k), images);
         } finally {
           images.dispose();
         }
@@ -248,23 +304,35 @@ export class BatchLoader {
     });
   }
 
-  private assemble(epoch: number, index: number, items: number[], images: Tensor): Batch {
+  /** `images` holds the batch's own images, then (with `pairGroups`) its partners' in the same order. */
+  private assemble(
+    epoch: number,
+    index: number,
+    items: number[],
+    partners: number[] | undefined,
+    images: Tensor,
+  ): Batch {
     const { augment } = this.config;
     const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 1));
+    const own = partners === undefined ? images : images.narrow(0, 0, items.length);
+    const partnerImages = partners === undefined ? images : images.narrow(0, items.length, items.length);
     const views: Tensor[] = [];
     try {
       const { rank, count } = this.shard;
-      const [, , height, width] = images.shape as [number, number, number, number];
-      const rows = images.size(0);
+      const [, , height, width] = own.shape as [number, number, number, number];
+      const rows = own.size(0);
       for (let v = 0; v < this.options.views; v++) {
+        const source = v === 0 ? own : partnerImages;
         // The rows before and after this shard draw from the batch's generator as in a one-process run.
         if (count > 1) augment?.skip!(rank * rows, height, width, rng);
-        views.push(augment ? augment.apply(images, rng) : images.clone());
+        views.push(augment ? augment.apply(source, rng) : source.clone());
         if (count > 1) augment?.skip!((count - 1 - rank) * rows, height, width, rng);
       }
     } catch (error) {
       torch.dispose(views);
       throw error;
+    } finally {
+      if (partners !== undefined) torch.dispose([own, partnerImages]);
     }
     const batch: Batch = {
       epoch,
@@ -274,6 +342,7 @@ export class BatchLoader {
       images: views[0]!,
       dispose: () => torch.dispose([batch.views, batch.labels, batch.labelMask]),
     };
+    if (partners !== undefined) batch.partnerIds = partners.map((item) => this.ids[item]!);
     const tasks = this.config.tasks;
     if (tasks !== undefined && this.labelRows !== undefined && this.maskRows !== undefined) {
       const width = tasks.length;

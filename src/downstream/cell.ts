@@ -64,6 +64,8 @@ export interface DownstreamResult {
   testAuc: number;
   seconds: number;
   history: { epochs: EpochSummary[]; evaluations: Evaluation[] };
+  /** The L2 strength chosen on validation, where the head was fitted by L-BFGS (`probe: lbfgs`). */
+  l2?: number;
 }
 
 /** Options every cell takes. */
@@ -254,3 +256,19 @@ export function testPredictions(
   };
   return { test, testAuc: safeAuc(test.scores, test.labels) };
 }
+
+/**
+ * What fine-tuning does with the BatchNorm running statistics of its starting
+ * weights: `keep` trains from them (PyTorch's default when a checkpoint is
+ * loaded); `reset` sets them to mean 0, variance 1 first; `recompute`
+ * replaces them, before the first step, by the exact average over one
+ * pass of the training images as training augments them (train-mode
+ * forward, no gradient); `frozen` keeps every BatchNorm layer in evaluation mode
+ * throughout, normalizing by the pretrained statistics and never updating them.
+ */
+export const BN_STATS = ['keep', 'reset', 'recompute', 'frozen'] as const;
+export type BnStatsPolicy = (typeof BN_STATS)[number];
+
+/** The two linear probes (see `LinearProbeOptions.probe` in linear.ts). */
+export const LINEAR_PROBES = ['adam', 'lbfgs'] as const;
+export type LinearProbeKind = (typeof LINEAR_PROBES)[number];

@@ -9,6 +9,7 @@ import { type BatchAugmentation, BatchLoader } from '../data/loader.js';
 import { mocoCxrAugmentation, type NormalizationName } from '../data/augment.js';
 import { combineSeeds } from '../data/prng.js';
 import { type Backbone } from '../models/index.js';
+import { BatchNorm2d } from '../nn/batchnorm.js';
 import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
@@ -23,6 +24,9 @@ import {
   labelledRows,
   safeAuc,
 } from './cell.js';
+import { BN_STATS, type BnStatsPolicy } from './cell.js';
+
+export { BN_STATS, type BnStatsPolicy };
 import { mapImages } from '../data/images.js';
 import { Progress } from '../util/progress.js';
 import { writeClassifier } from './classifier-file.js';
@@ -58,6 +62,59 @@ export interface FinetuneOptions extends CellOptions {
    * file (weights, task, preprocessing: see `classifier-file.ts`); none when undefined.
    */
   modelFile?: string;
+  /** What happens to the BatchNorm running statistics the starting weights carry (default 'keep'); see {@link BN_STATS}. */
+  bnStats?: BnStatsPolicy;
+  /** The pretrained layers' learning rate as a multiple of the new head's `lr` (default 1: one rate). */
+  trunkLr?: number;
+  /** Epochs over which the learning rate rises linearly from 0 to its value, step by step (default 0). */
+  warmup?: number;
+}
+
+export function batchNorms(model: Backbone): BatchNorm2d[] {
+  return model.modules().filter((module): module is BatchNorm2d => module instanceof BatchNorm2d);
+}
+
+/** Training mode, with BatchNorm layers left in evaluation mode under the 'frozen' policy. */
+export function trainMode(model: Backbone, policy: BnStatsPolicy): void {
+  model.train();
+  if (policy === 'frozen') for (const bn of batchNorms(model)) bn.eval();
+}
+
+/**
+ * Replaces every BatchNorm layer's running statistics with their average over
+ * one pass of `loader`'s epoch 0 (a cumulative average, as PyTorch's
+ * `momentum=None`), without gradients.
+ */
+export async function recomputeBatchNorm(model: Backbone, loader: BatchLoader, device: torch.Device): Promise<void> {
+  const layers = batchNorms(model);
+  const saved = layers.map((bn) => bn.momentum);
+  model.train();
+  for (const bn of layers) {
+    bn.resetRunningStats();
+    (bn as { momentum: number | null }).momentum = null;
+  }
+  try {
+    for await (const batch of loader.epoch(0)) {
+      try {
+        torch.noGrad(() => torch.tidy(() => void model.forward(batch.images.to(device))));
+      } finally {
+        batch.dispose();
+      }
+    }
+  } finally {
+    layers.forEach((bn, i) => ((bn as { momentum: number | null }).momentum = saved[i] as number | null));
+  }
+}
+
+/** The optimizer's parameter groups: the new head at `lr`, the pretrained layers at `lr × trunkLr`. */
+export function parameterGroups(model: Backbone, lr: number, trunkLr: number): { params: Tensor[]; lr: number }[] {
+  if (trunkLr === 1) return [{ params: model.parameters(), lr }];
+  const head = new Set(model.classifier.parameters());
+  const trunk = model.parameters().filter((parameter) => !head.has(parameter));
+  return [
+    { params: trunk, lr: lr * trunkLr },
+    { params: [...head], lr },
+  ];
 }
 
 /** The augmentation fine-tuning uses unless told otherwise. */
@@ -121,6 +178,14 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   const stepsPerEpoch = loader.batchesPerEpoch;
   const evalAt = evaluationSteps(stepsPerEpoch, batchSize, options.evalEvery ?? DOWNSTREAM_DEFAULTS.evalEvery);
 
+  const bnStats = options.bnStats ?? 'keep';
+  const trunkLr = options.trunkLr ?? 1;
+  const warmup = options.warmup ?? 0;
+  if (!BN_STATS.includes(bnStats))
+    throw new RangeError(`bnStats must be one of ${BN_STATS.join(', ')}, got '${bnStats}'`);
+  if (!(trunkLr > 0)) throw new RangeError(`trunkLr must be positive, got ${trunkLr}`);
+  if (!(Number.isInteger(warmup) && warmup >= 0))
+    throw new RangeError(`warmup must be a non-negative integer, got ${warmup}`);
   const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
   const selection = new ModelSelection<Weights>(
     options.ensemble ?? DOWNSTREAM_DEFAULTS.ensemble,
@@ -140,14 +205,19 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
         logits.dispose();
       }
     } finally {
-      model.train();
+      trainMode(model, bnStats);
     }
   };
 
   try {
     model.to(device);
-    model.train();
-    const optimizer = new Adam(model.parameters(), { lr: options.lr ?? DOWNSTREAM_DEFAULTS.lr });
+    if (bnStats === 'reset') for (const bn of batchNorms(model)) bn.resetRunningStats();
+    if (bnStats === 'recompute') await recomputeBatchNorm(model, loader, device);
+    trainMode(model, bnStats);
+    const lr = options.lr ?? DOWNSTREAM_DEFAULTS.lr;
+    const groups = parameterGroups(model, lr, trunkLr);
+    const optimizer = new Adam(groups, { lr });
+    const warmupSteps = warmup * stepsPerEpoch;
     const epochs: EpochSummary[] = [];
     let step = 0;
     let stop = false;
@@ -162,6 +232,10 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
           const known = torch.tidy(() => (batch.labelMask as Tensor).sum().item());
           step++;
           images += batch.ids.length;
+          if (warmupSteps > 0) {
+            const factor = Math.min(1, step / warmupSteps);
+            optimizer.paramGroups.forEach((group, g) => (group.lr = (groups[g] as { lr: number }).lr * factor));
+          }
           if (known > 0) {
             lossSum += torch.tidy(() => {
               const logits = model.forward(batch.images.to(device));

@@ -48,8 +48,10 @@ export {
 } from './features.js';
 export {
   fitLinearHead,
+  LINEAR_PROBES,
   linearProbe,
   predictLinear,
+  type LinearProbeKind,
   type HeadWeights,
   type LinearFit,
   type LinearFitOptions,
@@ -57,7 +59,26 @@ export {
   type LinearTrainingSet,
   type LinearValidationSet,
 } from './linear.js';
-export { finetune, finetuneAugmentation, type FinetuneOptions } from './finetune.js';
+export {
+  DEFAULT_L2_GRID,
+  fitLogistic,
+  logisticLogits,
+  logisticObjective,
+  minimizeLbfgs,
+  selectLogistic,
+  standardize,
+  standardizer,
+  type LbfgsOptions,
+  type LbfgsResult,
+  type LogisticData,
+  type LogisticFit,
+  type LogisticPathPoint,
+  type LogisticProblem,
+  type LogisticSelection,
+  type ObjectiveWithGradient,
+  type Standardizer,
+} from './logistic.js';
+export { BN_STATS, finetune, finetuneAugmentation, type BnStatsPolicy, type FinetuneOptions } from './finetune.js';
 export {
   CLASSIFIER_FORMAT,
   readClassifier,

@@ -29,11 +29,15 @@ import {
   labelledRows,
   safeAuc,
 } from './cell.js';
+import { LINEAR_PROBES, type LinearProbeKind } from './cell.js';
+
+export { LINEAR_PROBES, type LinearProbeKind };
 import { type FeatureSet } from './features.js';
 import { Progress } from '../util/progress.js';
 import { cellResult, ModelSelection } from './selection.js';
 import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { drawTrainingSet } from './setup.js';
+import { selectLogistic } from './logistic.js';
 
 type Tensor = torch.Tensor;
 
@@ -228,6 +232,13 @@ export interface LinearProbeOptions extends CellOptions {
   task: string;
   /** Evaluations without improvement before stopping (default: train every epoch). */
   patience?: number;
+  /**
+   * How the head is fitted: 'adam' is MoCo-CXR's protocol (mini-batch Adam for
+   * the cell's epochs, checkpoints selected on validation AUC); 'lbfgs' fits
+   * logistic regression on standardized features to convergence, its L2
+   * strength chosen on validation AUC (see `selectLogistic`). Default 'adam'.
+   */
+  probe?: LinearProbeKind;
 }
 
 function rowsOf(records: readonly XrayRecord[], wanted: readonly XrayRecord[]): number[] {
@@ -257,6 +268,7 @@ export async function linearProbe(options: LinearProbeOptions): Promise<Downstre
     options.trainRecords === undefined
       ? drawTrainingSet(pool, { task, fraction, draw, seed, per: options.per ?? DOWNSTREAM_DEFAULTS.per }).records
       : [...options.trainRecords];
+  if ((options.probe ?? 'adam') === 'lbfgs') return logisticCell(options, records, started);
   const epochCount = options.epochs ?? epochsForFraction(fraction);
   const { labels, mask } = labelArrays(records, task);
   const val = labelledRows(features.val.records, task);
@@ -316,4 +328,72 @@ export async function linearProbe(options: LinearProbeOptions): Promise<Downstre
     fit?.dispose();
     torch.dispose(tensors);
   }
+}
+
+/**
+ * A linear-probe cell fitted by {@link selectLogistic}: one full-batch,
+ * converged fit per L2 strength. In the result, each strength stands where an
+ * epoch stands in an Adam cell (`history.epochs[i]` and `evaluations[i]` are
+ * the i-th strength, strongest first; `bestEpoch` is the chosen one's index
+ * from 1), and `l2` is the chosen strength.
+ */
+function logisticCell(options: LinearProbeOptions, records: readonly XrayRecord[], started: number): DownstreamResult {
+  const { features, task, fraction, draw } = options;
+  const { labels, mask } = labelArrays(records, task);
+  const val = labelledRows(features.val.records, task);
+  const testRows = labelledRows(features.test.records, task).rows;
+  const rowsData = (matrix: Tensor, rows: readonly number[]): Float32Array =>
+    torch.tidy(() => selectRows(matrix, rows).to('cpu').contiguous().data() as Float32Array);
+  const dim = features.train.features.shape[1] as number;
+  const trainX = rowsData(features.train.features, rowsOf(features.train.records, records));
+  const valX = rowsData(features.val.features, val.rows);
+  const testX = rowsData(features.test.features, testRows);
+  const selection = selectLogistic(
+    { x: trainX, n: records.length, d: dim, labels, mask },
+    { x: valX, n: val.rows.length, d: dim, labels: val.labels },
+    { auc: safeAuc },
+  );
+  if (options.signal?.aborted === true) throw abortError();
+  const epochs: EpochSummary[] = selection.path.map((point, i) => ({
+    epoch: i + 1,
+    trainLoss: point.trainLoss,
+    seconds: point.seconds,
+    imagesPerSecond: records.length / Math.max(point.seconds, 1e-9),
+  }));
+  let step = 0;
+  const evaluations = selection.path.map((point, i) => ({
+    epoch: i + 1,
+    step: (step += point.iterations),
+    valAuc: point.valAuc,
+  }));
+  const chosen = selection.path[selection.chosen]!;
+  const unconverged = selection.path.filter((point) => !point.converged).map((point) => point.l2.toExponential(1));
+  options.log?.(
+    `linear (L-BFGS) ${features.init} f=${fraction} draw ${draw}: L2 ${chosen.l2.toExponential(1)}, ` +
+      `val AUC ${bestText(chosen.valAuc)}, ${chosen.iterations} iterations` +
+      (unconverged.length > 0 ? `; not converged at L2 ${unconverged.join(', ')}` : ''),
+  );
+  const logits = selection.logits(testX, testRows.length);
+  const probabilities = Array.from(logits, (z) => 1 / (1 + Math.exp(-z)));
+  const kept = [
+    { epoch: selection.chosen + 1, step: evaluations[selection.chosen]!.step, valAuc: chosen.valAuc, item: null },
+  ];
+  if (!Number.isFinite(chosen.valAuc)) throw new Error('linear probe: no L2 strength has a validation AUC');
+  return {
+    ...cellResult({
+      mode: 'linear',
+      init: features.init,
+      task,
+      fraction,
+      draw,
+      records,
+      kept,
+      epochs,
+      evaluations,
+      testRecords: features.test.records,
+      probabilities,
+      started,
+    }),
+    l2: chosen.l2,
+  };
 }

@@ -201,7 +201,7 @@ export async function runDownstream(
           signal: hooks.signal,
           plainProgress: hooks.plainProgress,
         });
-        result = await linearProbe({ ...cell, features, task: data.task });
+        result = await linearProbe({ ...cell, features, task: data.task, probe: config.probe });
       } else {
         result = await finetune({
           ...cell,
@@ -213,6 +213,9 @@ export async function runDownstream(
           device: config.device,
           evalBatchSize: config.evalBatchSize,
           modelFile: join(runDir, 'models', `${name}.pt`),
+          bnStats: config.bnStats,
+          trunkLr: config.trunkLr,
+          warmup: config.warmup,
         });
       }
       writeCell(runDir, result);

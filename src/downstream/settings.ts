@@ -9,7 +9,7 @@ import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/lim
 import { SOURCE_SETTINGS, sourceOptionsOf, type SourceOptions, UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
-import { checkFraction } from './cell.js';
+import { BN_STATS, checkFraction, LINEAR_PROBES } from './cell.js';
 import { parseInit } from './setup.js';
 
 /** The source settings every source of a run is opened with (the kinds that read each are checked). */
@@ -151,7 +151,35 @@ export const DOWNSTREAM_SETTINGS = [
     defaultHelp: '5·(1/f)^(2/3), i.e. 500, 107, 23, 5 for 0.1%, 1%, 10%, 100%',
     help: 'epochs for every fraction',
   },
+  {
+    key: 'probe',
+    type: 'string',
+    oneOf: LINEAR_PROBES,
+    default: 'adam',
+    help: "linear only: adam (MoCo-CXR's epochs of Adam) or lbfgs (logistic regression to convergence, L2 chosen on validation)",
+  },
   { key: 'lr', type: 'number', range: 'positive', default: 1e-4, help: 'Adam learning rate' },
+  {
+    key: 'bnStats',
+    type: 'string',
+    oneOf: BN_STATS,
+    default: 'keep',
+    help: "fine-tuning only: the start's BatchNorm statistics: keep | reset | recompute (on the training images) | frozen (eval mode)",
+  },
+  {
+    key: 'trunkLr',
+    type: 'number',
+    range: 'positive',
+    default: 1,
+    help: "fine-tuning only: the pretrained layers' learning rate as a multiple of --lr (the new head's)",
+  },
+  {
+    key: 'warmup',
+    type: 'int',
+    range: 'non-negative',
+    default: 0,
+    help: 'fine-tuning only: epochs of linear learning-rate warm-up from 0',
+  },
   { key: 'batchSize', type: 'int', range: 'positive', default: 16, help: 'batch size' },
   {
     key: 'ensemble',

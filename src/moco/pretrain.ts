@@ -14,6 +14,7 @@ import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tenso
 import { averageGradients, broadcastTensors, isDistributedEnv, ProcessGroup } from '../distributed/index.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
+import { type XrayRecord } from '../data/records.js';
 import { combineSeeds } from '../data/prng.js';
 import { openSource, skippedNote } from '../data/sources/index.js';
 import { loadWeights } from '../models/index.js';
@@ -158,7 +159,7 @@ async function setUpData(
   signal: AbortSignal | undefined,
   log: (line: string) => void,
   main = true,
-): Promise<ImageCache | undefined> {
+): Promise<{ cache: ImageCache; records: readonly XrayRecord[] } | undefined> {
   const source = await openSource(config.data);
   if (main) {
     mkdirSync(run.runDir, { recursive: true });
@@ -184,15 +185,22 @@ async function setUpData(
   log(
     `cache: ${cache.ids.length} images (${stats.reused ? 'reused' : `${stats.decoded} decoded`}, ${stats.skipped} skipped)`,
   );
-  return cache;
+  return { cache, records: source.records };
 }
 
 /** The two-view loader of MoCo-CXR's augmentation; a cache of fewer images than one batch is an error. */
 async function setUpLoader(
   config: PretrainConfig,
   cache: ImageCache,
+  records: readonly XrayRecord[],
   group: ProcessGroup | undefined,
+  log: (line: string) => void,
 ): Promise<BatchLoader> {
+  const pairing = config.positives;
+  // Records are passed only when pairing needs their patients: without them the loader reads the cache's
+  // own order, exactly as before.
+  const inCache =
+    pairing === 'image' ? undefined : records.filter((record) => cache.positionOfId(record.id) !== undefined);
   const loader = new BatchLoader(cache, {
     shard: group === undefined ? undefined : { rank: group.rank, count: group.size },
     batchSize: config.batchSize,
@@ -200,7 +208,21 @@ async function setUpLoader(
     dropLast: true,
     views: 2,
     augment: mocoCxrAugmentation(config.imageSize),
+    records: inCache,
+    pairGroups: inCache?.map((record) => (pairing === 'patient' ? record.patientId : record.studyId)),
   });
+  if (inCache !== undefined) {
+    const sizes = new Map<string, number>();
+    for (const record of inCache) {
+      const group = pairing === 'patient' ? record.patientId : record.studyId;
+      sizes.set(group, (sizes.get(group) ?? 0) + 1);
+    }
+    const alone = [...sizes.values()].filter((size) => size === 1).length;
+    log(
+      `positives: two images of one ${pairing}: ${inCache.length} images, ${sizes.size} ${pairing === 'patient' ? 'patients' : 'studies'}; ` +
+        `${inCache.length - alone} images have a partner, ${alone} pair with themselves`,
+    );
+  }
   if (loader.batchesPerEpoch === 0) {
     await cache.close();
     throw new Error(`data: ${loader.length} images is fewer than one batch of ${config.batchSize}`);
@@ -502,9 +524,9 @@ async function pretrainIn(
   const run = openRunFolder(config, resume, log, main);
   // Rank 0 builds the image cache; the others wait for it and then open it.
   if (group !== undefined && !main) await group.barrier(CACHE_BUILD_TIMEOUT_MS);
-  const cache = await setUpData(config, run, options.signal, log, main);
+  const data = await setUpData(config, run, options.signal, log, main);
   if (group !== undefined && main) await group.barrier(CACHE_BUILD_TIMEOUT_MS);
-  if (cache === undefined) {
+  if (data === undefined) {
     const message = 'interrupted while building the image cache; rerun to continue where it stopped';
     run.events?.close();
     log(message);
@@ -518,7 +540,8 @@ async function pretrainIn(
       message,
     };
   }
-  const loader = await setUpLoader(config, cache, group);
+  const { cache } = data;
+  const loader = await setUpLoader(config, cache, data.records, group, log);
   const training = setUpTraining(config, log, group);
   const at = resume ? resumeTraining(run, training, log, main) : { epoch: 0, batch: 0, step: 0 };
   // As DDP does on wrapping a model: every replica starts from rank 0's parameters and buffers.

@@ -47,6 +47,15 @@ export function parseShuffleBn(text: string): number {
 }
 
 /** Every setting of a pretraining run. `resumable` ones decide how or how long a run is computed, not what. */
+/**
+ * Where a positive pair comes from: `image` is MoCo-CXR's two augmentations of
+ * one image; `patient` and `study` take the key's view from another image of
+ * the same patient or study (Vu et al. 2021, MedAug), an image alone in its
+ * group pairing with itself.
+ */
+export const POSITIVE_PAIRINGS = ['image', 'patient', 'study'] as const;
+export type PositivePairing = (typeof POSITIVE_PAIRINGS)[number];
+
 export const PRETRAIN_SETTINGS = [
   {
     key: 'data',
@@ -103,6 +112,13 @@ export const PRETRAIN_SETTINGS = [
     default: 'off',
     check: (value: string) => parsingProblem('shuffleBn', () => parseShuffleBn(value)),
     help: 'off or split:N, split-batch BN with shuffled keys',
+  },
+  {
+    key: 'positives',
+    type: 'string',
+    oneOf: POSITIVE_PAIRINGS,
+    default: 'image',
+    help: "a pair's two views: image (two crops of one image, MoCo-CXR) | patient | study (two images of one patient or study, MedAug)",
   },
   {
     key: 'seed',

@@ -136,4 +136,60 @@ describe('batch loader', () => {
     const { ids } = await collect(new BatchLoader(cache, { batchSize: 23, shuffle: false }), 0);
     assert.equal(ids[0]!.length, 23);
   });
+
+  it('patient positives: the second view is another image of the same patient, drawn by seed, epoch and batch', async () => {
+    // Patients of three images (flat0-2, flat3-5, ...), and flat21, flat22 alone, with one record missing.
+    const patientOf = (i: number): string => (i < 21 ? `p${Math.floor(i / 3)}` : `p${i}`);
+    const wanted = [...records, { id: 'nowhere' }];
+    const groups = [...records.map((_, i) => patientOf(i)), 'p0'];
+    const options = { batchSize: 4, seed: 5, dropLast: true, views: 2, records: wanted, pairGroups: groups };
+    const loader = new BatchLoader(cache, options);
+    assert.deepEqual(loader.missing, ['nowhere']);
+    const pixel = (batch: Batch, view: number, row: number): number => {
+      const values = batch.views[view]!.data() as Float32Array;
+      return Math.round(values[(row * values.length) / batch.ids.length]! * 255);
+    };
+    const seen = new Map<string, Set<string>>();
+    const partnersOf = async (epoch: number, start = 0): Promise<string[][]> => {
+      const all: string[][] = [];
+      for await (const batch of new BatchLoader(cache, options).epoch(epoch, start)) {
+        const partners = batch.partnerIds!;
+        batch.ids.forEach((id, row) => {
+          const i = Number(id.slice(4));
+          const j = Number(partners[row]!.slice(4));
+          assert.equal(patientOf(j), patientOf(i), `${id} paired with ${partners[row]}`);
+          if (i < 21) assert.notEqual(j, i, `${id} has other images but paired with itself`);
+          else assert.equal(j, i, `${id} is alone and pairs with itself`);
+          // The pixels say which image each view was made from.
+          assert.equal(pixel(batch, 0, row), 10 * i);
+          assert.equal(pixel(batch, 1, row), 10 * j);
+          if (!seen.has(id)) seen.set(id, new Set());
+          seen.get(id)!.add(partners[row]!);
+        });
+        all.push(partners);
+        batch.dispose();
+      }
+      return all;
+    };
+    const first = await partnersOf(0);
+    assert.equal(first.length, loader.batchesPerEpoch);
+    assert.deepEqual(await partnersOf(0), first, 'the same seed and epoch pair the same images');
+    assert.deepEqual(await partnersOf(0, 2), first.slice(2), 'a resumed epoch pairs as the full one');
+    for (let epoch = 1; epoch < 8; epoch++) await partnersOf(epoch);
+    // Both other images of a patient get drawn over epochs.
+    const twice = [...seen.entries()].filter(([id, partners]) => Number(id.slice(4)) < 21 && partners.size === 2);
+    assert.ok(twice.length >= 15, `only ${twice.length} images met both partners`);
+    assert.throws(
+      () => new BatchLoader(cache, { ...options, pairGroups: groups.slice(1) }),
+      /23 pair groups for 24 records/,
+    );
+  });
+
+  it('image positives: without pair groups there are no partners and both views come from the image itself', async () => {
+    for await (const batch of new BatchLoader(cache, { batchSize: 6, seed: 2, views: 2 }).epoch(0)) {
+      assert.equal(batch.partnerIds, undefined);
+      assert.deepEqual(batch.views[1]!.data(), batch.views[0]!.data());
+      batch.dispose();
+    }
+  });
 });

@@ -125,6 +125,28 @@ OUTPUT = {'keys': sorted(ck.keys()), 'epoch': ck['epoch'], 'arch': ck['arch'], '
     },
   );
 
+  test('patient positives where every patient has one image train exactly as image positives', async () => {
+    // Each Shenzhen/Montgomery patient has one radiograph: every image pairs with itself, so the
+    // batches, views and losses are those of MoCo-CXR's pairing, through the pairing's own path.
+    const lines: string[] = [];
+    const short = { ...base(), epochs: 1, maxSteps: 2 };
+    await pretrain({ ...short, out: join(dir.path, 'pos-image') }, quiet);
+    await pretrain(
+      { ...short, out: join(dir.path, 'pos-patient'), positives: 'patient' },
+      { ...quiet, log: (line) => lines.push(line) },
+    );
+    assert.ok(
+      lines.includes(
+        'positives: two images of one patient: 32 images, 32 patients; 0 images have a partner, 32 pair with themselves',
+      ),
+      lines.join('\n'),
+    );
+    const image = losses(join(dir.path, 'pos-image'));
+    assert.equal(image.length, 2);
+    assert.deepEqual(losses(join(dir.path, 'pos-patient')), image);
+    assert.throws(() => resolvePretrainConfig({ data: 'tb:x', positives: 'person' as 'patient' }), /positives/);
+  });
+
   test('a non-finite loss stops the run without writing a checkpoint', async () => {
     const out = join(dir.path, 'nan');
     const result = await pretrain({ ...base(), out, temperature: 1e-40 }, quiet);

@@ -5,12 +5,32 @@
  * the cache's own decode, so the two cannot disagree).
  */
 import { openSource, sourceKinds, summarizeSource, NO_SUCH_FILE, type SourceSummary } from '../data/sources/index.js';
+import { flagName, helpLine, resolve, type Setting } from '../config/settings.js';
 import type { Command } from './command.js';
 import { sourceFlagHelp, sourceFlagOptions, sourceOptionsFromFlags } from './source-flags.js';
 import { parseCommandLine } from './options.js';
 
 /** Images checked unless --probe says otherwise: all of a set this size, a spread sample of a larger one. */
 const DEFAULT_PROBE = 2000;
+
+/** The command's own settings (the source options are `SOURCE_SETTINGS`). */
+export const DATA_SETTINGS = [
+  { key: 'json', type: 'boolean', default: false, help: 'print JSON for scripts' },
+  {
+    key: 'task',
+    type: 'strings',
+    optional: 'every task',
+    help: 'report only these tasks (comma-separated, or the flag repeated)',
+  },
+  {
+    key: 'probe',
+    type: 'string',
+    default: String(DEFAULT_PROBE),
+    check: (value: string) =>
+      value === 'all' || /^\d+$/.test(value) ? undefined : `must be an integer ≥ 0 or 'all', got '${value}'`,
+    help: 'check N images spread over the set (all: every one; 0: none)',
+  },
+] as const satisfies readonly Setting[];
 
 function usage(): string {
   return [
@@ -24,9 +44,10 @@ function usage(): string {
     ...sourceKinds().map(({ kind, summary }) => `  ${kind.padEnd(9)} ${summary}`),
     '',
     'options:',
-    '  --json                   print JSON for scripts',
-    '  --task NAME              report only this task (repeatable)',
-    `  --probe N|all            check N images spread over the set (default ${DEFAULT_PROBE}; all; 0: none)`,
+    ...DATA_SETTINGS.map((setting) => {
+      const value = setting.type === 'boolean' ? '' : setting.key === 'probe' ? ' N|all' : ' NAME';
+      return `  --${flagName(setting)}${value}`.padEnd(27) + helpLine(setting);
+    }),
     '',
     'source options (lists comma-separated; a list flag may be repeated):',
     ...sourceFlagHelp(),
@@ -136,7 +157,7 @@ export const command: Command = {
     const { values, positionals } = parseCommandLine(argv, {
       json: { type: 'boolean' },
       task: { type: 'string', multiple: true, value: 'a task name' },
-      probe: { type: 'string', default: String(DEFAULT_PROBE), value: 'an integer ≥ 0' },
+      probe: { type: 'string', value: "an integer ≥ 0 or 'all'" },
       ...sourceFlagOptions(),
       help: { type: 'boolean', short: 'h' },
     });
@@ -149,14 +170,17 @@ export const command: Command = {
       return 2;
     }
     const spec = positionals[0] as string;
-    const probe = values.probe === 'all' ? Infinity : Number(values.probe);
-    if (probe !== Infinity && (!Number.isInteger(probe) || probe < 0)) {
-      throw new Error(`--probe must be an integer ≥ 0 or 'all', got '${values.probe}'`);
-    }
+    const own = resolve(
+      DATA_SETTINGS,
+      { json: values.json, task: values.task?.join(','), probe: values.probe },
+      '',
+      '--',
+    );
+    const probe = own.probe === 'all' ? Infinity : Number(own.probe);
     const options = sourceOptionsFromFlags(values);
     const source = await openSource(spec, options);
     const summary = await summarizeSource(source, { probe });
-    const tasks = values.task ?? [];
+    const tasks = own.task ?? [];
     for (const task of tasks) {
       if (!source.tasks.includes(task)) {
         throw new Error(`--task '${task}': no such task in ${spec}; tasks are: ${source.tasks.join(', ')}`);
@@ -174,7 +198,7 @@ export const command: Command = {
               .map(([t, p]) => (t === '*' ? p : `${t}=${p}`))
               .join(', ')
       }` + `, blank: ${options.blank ?? 'zeros'}`;
-    if (values.json === true) {
+    if (own.json) {
       const policy = { uncertain: uncertain ?? 'ignore', blank: options.blank ?? 'zeros' };
       console.log(JSON.stringify({ source: spec, ...summary, policy }, null, 2));
     } else {

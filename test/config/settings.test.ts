@@ -20,6 +20,8 @@ import {
   STUDY_TRAINING_SETTINGS,
 } from '../../src/study/settings.js';
 import { DOCTOR_SETTINGS } from '../../src/cli/doctor.js';
+import { DATA_SETTINGS } from '../../src/cli/data.js';
+import { SOURCE_SETTINGS } from '../../src/data/sources/index.js';
 import { PREDICT_SETTINGS } from '../../src/predict/settings.js';
 import { tempDir } from '../helpers/oracle.js';
 
@@ -32,12 +34,14 @@ const TABLES: Record<string, readonly Setting[]> = {
   'study target mode': STUDY_MODE_SETTINGS,
   demo: DEMO_SETTINGS,
   doctor: DOCTOR_SETTINGS,
+  data: DATA_SETTINGS,
+  source: SOURCE_SETTINGS,
   predict: PREDICT_SETTINGS,
 };
 
 /** A value of another type than the setting's. */
 function wrongValue(setting: Setting): unknown {
-  return setting.type === 'string' ? 7 : 'seven';
+  return setting.type === 'string' || setting.type === 'strings' ? 7 : 'seven';
 }
 
 describe('settings tables', () => {

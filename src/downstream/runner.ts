@@ -23,7 +23,12 @@ import { isAbortError } from '../util/abort.js';
 import { backboneFeatures, type FeatureSet } from './features.js';
 import { finetune } from './finetune.js';
 import { linearProbe } from './linear.js';
-import { type DownstreamConfig, type DownstreamInput, resolveDownstreamConfig } from './settings.js';
+import {
+  DOWNSTREAM_DEFAULTS,
+  type DownstreamConfig,
+  type DownstreamInput,
+  resolveDownstreamConfig,
+} from './settings.js';
 import { drawTrainingSet, type DownstreamData, prepareDownstreamData } from './setup.js';
 
 export {
@@ -138,9 +143,11 @@ function checkRunFolder(
   }
   for (const key of RESULT_KEYS) {
     if (skip.includes(key)) continue;
-    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
+    // A key the folder predates was at its default then.
+    const before = saved[key] ?? (DOWNSTREAM_DEFAULTS as Record<string, unknown>)[key];
+    if (JSON.stringify(before) !== JSON.stringify(config[key])) {
       throw new Error(
-        `${runDir} holds results made with ${key} = ${JSON.stringify(saved[key])}, not ${JSON.stringify(config[key])}; ` +
+        `${runDir} holds results made with ${key} = ${JSON.stringify(before)}, not ${JSON.stringify(config[key])}; ` +
           'choose another --out (a run folder continues only with the same settings; fractions and draws may grow)',
       );
     }

@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } f
 import { join } from 'node:path';
 
 import { type DownstreamMode, type DownstreamResult, type TestPredictions } from './cell.js';
-import { type DownstreamConfig, RUN_SOURCE_KEYS } from './settings.js';
+import { DOWNSTREAM_DEFAULTS, type DownstreamConfig, RUN_SOURCE_KEYS } from './settings.js';
 
 /** The configuration keys a cell's numbers depend on: a run folder holds results of one setting of them. */
 export const RESULT_KEYS: readonly (keyof DownstreamConfig)[] = [
@@ -74,9 +74,11 @@ export function checkRunFolder(
   }
   for (const key of RESULT_KEYS) {
     if (skip.includes(key)) continue;
-    if (JSON.stringify(saved[key]) !== JSON.stringify(config[key])) {
+    // A key the folder predates was at its default then.
+    const before = saved[key] ?? (DOWNSTREAM_DEFAULTS as Record<string, unknown>)[key];
+    if (JSON.stringify(before) !== JSON.stringify(config[key])) {
       throw new Error(
-        `${runDir} holds results made with ${key} = ${JSON.stringify(saved[key])}, not ${JSON.stringify(config[key])}; ` +
+        `${runDir} holds results made with ${key} = ${JSON.stringify(before)}, not ${JSON.stringify(config[key])}; ` +
           'choose another --out (a run folder continues only with the same settings; fractions and draws may grow)',
       );
     }

@@ -18,6 +18,7 @@ import { mocoCxrAugmentation } from '../src/data/augment.js';
 import { buildCache, type CacheRecord } from '../src/data/cache.js';
 import { BatchLoader } from '../src/data/loader.js';
 import * as torch from '../src/torch/index.js';
+import { printMachine } from './machine.js';
 import { peakRssMb, row, runPythonBench } from './python.js';
 
 const quick = process.argv.includes('--quick');
@@ -114,6 +115,7 @@ async function ourLoaderRate(records: CacheRecord[], size: number, cacheDir: str
   return (BATCH * batches) / seconds;
 }
 
+printMachine();
 const all = listImages(DATA);
 if (all.length === 0) {
   console.log(`skipped: no images under ${DATA}`);
@@ -154,5 +156,8 @@ if (all.length === 0) {
   console.log(
     `peak RSS: ours ${oursRss.toFixed(0)} MB (cache build, loader, augmentation in one process); ` +
       `pytorch ${theirs.rssMb.toFixed(0)} MB main + ${theirs.workerRssMb.toFixed(0)} MB largest worker (${workers} DataLoader workers)`,
+  );
+  console.log(
+    row('peak RSS (pytorch: main + largest worker)', oursRss, theirs.rssMb + theirs.workerRssMb, 'MB', 1, 'atMost'),
   );
 }

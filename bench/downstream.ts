@@ -27,6 +27,7 @@ import { finetune } from '../src/downstream/finetune.js';
 import { fitLinearHead } from '../src/downstream/linear.js';
 import { createBackbone, prepareDownstreamData } from '../src/downstream/setup.js';
 import { fractionSize } from '../src/data/fractions.js';
+import { printMachine } from './machine.js';
 import { row, runPythonBench } from './python.js';
 
 const quick = process.argv.includes('--quick');
@@ -40,6 +41,7 @@ const FRACTIONS = [0.001, 0.01, 0.1, 1];
 const DRAWS = 5;
 const BATCH = 16;
 
+printMachine();
 if (!existsSync(KERMANY)) {
   console.log(`skipped: ${KERMANY} is absent`);
 } else {
@@ -150,13 +152,11 @@ async function main(): Promise<void> {
       `  ours: extraction ${extractRate.toFixed(1)} img/s -> ${((POOL + VAL) / extractRate).toFixed(1)} s, grid ${gridSeconds.toFixed(1)} s, total ${oursSeconds.toFixed(1)} s`,
     );
     console.log(
-      `  MoCo-CXR way: probe step ${python.probe.toFixed(1)} img/s (reference earlier: 48) -> ${theirsTrain.toFixed(0)} s training only, ${theirsAll.toFixed(0)} s with validation`,
+      `  MoCo-CXR way: probe step ${python.probe.toFixed(1)} img/s -> ${theirsTrain.toFixed(0)} s training only, ${theirsAll.toFixed(0)} s with validation`,
     );
     console.log(row('linear grid speed-up (training steps only)', theirsTrain / oursSeconds, 1, 'x', 20));
     console.log(row('linear grid speed-up (with validation)', theirsAll / oursSeconds, 1, 'x', 20));
-    console.log(
-      row('fine-tuning epoch, images/s (reference earlier: 18.8)', finetuneRate, python.finetune, 'img/s', 0.95),
-    );
+    console.log(row('fine-tuning epoch, images/s', finetuneRate, python.finetune, 'img/s', 0.95));
   } finally {
     await data.close();
   }
@@ -175,7 +175,7 @@ frozen.fc = torch.nn.Identity()
 frozen.eval()
 for p in frozen.parameters(): p.requires_grad_(False)
 head = torch.nn.Linear(512, 1)
-opt = torch.optim.Adam(head.parameters(), lr=1e-4)
+opt = torch.optim.Adam(head.parameters(), lr=1e-4, foreach=True)
 def probe():
     with torch.no_grad():
         f = frozen(x)
@@ -183,7 +183,7 @@ def probe():
     opt.zero_grad(); loss.backward(); opt.step()
 net = torchvision.models.resnet18(num_classes=1)
 net.train()
-opt2 = torch.optim.Adam(net.parameters(), lr=1e-4)
+opt2 = torch.optim.Adam(net.parameters(), lr=1e-4, foreach=True)
 def tune():
     loss = F.binary_cross_entropy_with_logits(net(x), y)
     opt2.zero_grad(); loss.backward(); opt2.step()

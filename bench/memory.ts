@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { pretrain } from '../src/moco/pretrain.js';
+import { printMachine } from './machine.js';
 
 const IMAGES = 400;
 const BATCH = 8;
@@ -122,6 +123,7 @@ if (process.argv.includes('--child')) {
   const m = await measure(option('--steps', 600));
   process.stdout.write(`${JSON.stringify(m)}\n`);
 } else {
+  printMachine();
   const steps = process.argv.includes('--quick') ? 300 : option('--steps', 10_000);
   if (process.argv.includes('--compare')) {
     const compareSteps = option('--compare-steps', 600);

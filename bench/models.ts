@@ -7,6 +7,8 @@
  *    model is in 'repeat' mode, which gives the same outputs and gradients
  *    but runs the first convolution on the one grey channel;
  *  - DenseNet121 at batch 16, 224 px.
+ * Both sides use Adam's list kernels (PyTorch with `foreach=True`) and the
+ * contiguous layout.
  * Target: ≥ 1.0× PyTorch's images/s. Images/s is the batch over the median
  * step time, which shrugs off a step slowed by another process on a shared
  * machine. Peak RSS of both processes is printed.
@@ -16,6 +18,7 @@
 import { createModel, type Backbone } from '../src/models/index.js';
 import { Adam } from '../src/optim/index.js';
 import * as torch from '../src/torch/index.js';
+import { printMachine } from './machine.js';
 import { peakRssMb, row, runPythonBench } from './python.js';
 
 const quick = process.argv.includes('--quick');
@@ -87,7 +90,7 @@ for c in configs:
     torch.manual_seed(0)
     model = getattr(torchvision.models, c['arch'])(num_classes=1)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
     x = torch.rand(c['batch'], 1, c['size'], c['size'])
     y = torch.rand(c['batch'], 1).round()
     def step():
@@ -103,8 +106,9 @@ for c in configs:
 print(json.dumps({'rates': rates, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 `;
 
+printMachine();
 console.log(
-  `models benchmark: ${threads} threads, libtorch ${torch.buildInfo().version}, ` +
+  `models benchmark: ${threads} threads, ` +
     `${warmup} warm-up + ${steps} timed Adam steps per row${quick ? ' (quick)' : ''}`,
 );
 const ours = CONFIGS.map(imagesPerSecond);
@@ -114,4 +118,4 @@ CONFIGS.forEach((c, i) => {
   const label = `${c.arch} train step, batch ${c.batch}, 1x${c.size}`;
   console.log(row(label, ours[i] ?? NaN, theirs.rates[i] ?? NaN, 'img/s', 1.0));
 });
-console.log(row('peak RSS', oursRss, theirs.rss_mb, 'MB'));
+console.log(row('peak RSS', oursRss, theirs.rss_mb, 'MB', 1.0, 'atMost'));

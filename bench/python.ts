@@ -29,9 +29,43 @@ export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-/** Formats a row of a side-by-side table. */
-export function row(label: string, ours: number, theirs: number, unit: string, target?: number): string {
+/**
+ * Formats a row of a side-by-side table. With a target, the row says whether
+ * ours/pytorch meets it: at least `target` (a rate, higher is better) or, with
+ * `atMost`, at most `target` (a cost such as time or memory, lower is better).
+ */
+export function row(
+  label: string,
+  ours: number,
+  theirs: number,
+  unit: string,
+  target?: number,
+  direction: 'atLeast' | 'atMost' = 'atLeast',
+): string {
   const ratio = ours / theirs;
-  const goal = target === undefined ? '' : `  target >= ${target.toFixed(2)}x ${ratio >= target ? 'MET' : 'NOT MET'}`;
+  const met = direction === 'atLeast' ? ratio >= target! : ratio <= target!;
+  const goal =
+    target === undefined
+      ? ''
+      : `  target ${direction === 'atLeast' ? '>=' : '<='} ${target.toFixed(2)}x ${met ? 'MET' : 'NOT MET'}`;
   return `${label.padEnd(44)} ours ${ours.toFixed(2).padStart(10)} ${unit}  pytorch ${theirs.toFixed(2).padStart(10)} ${unit}  ratio ${ratio.toFixed(3)}x${goal}`;
+}
+
+/** PyTorch's rate in both memory layouts; rows compare against the better one. */
+export interface LayoutRates {
+  contiguous: number;
+  channelsLast: number;
+}
+
+/**
+ * A row of a rate against PyTorch's better layout, followed by both of PyTorch's
+ * figures, so that ours never looks better for PyTorch having run its slower setting.
+ */
+export function rowBestLayout(label: string, ours: number, theirs: LayoutRates, unit: string, target?: number): string {
+  const best = Math.max(theirs.contiguous, theirs.channelsLast);
+  const which = best === theirs.channelsLast ? 'channels-last' : 'contiguous';
+  return (
+    `${row(label, ours, best, unit, target)}\n${''.padEnd(44)} pytorch contiguous ${theirs.contiguous.toFixed(2)}, ` +
+    `channels-last ${theirs.channelsLast.toFixed(2)} ${unit}; ratio against the better (${which})`
+  );
 }

@@ -6,9 +6,11 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { printMachine } from './machine.js';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const available = readdirSync(here)
-  .filter((name) => name.endsWith('.ts') && !['run.ts', 'python.ts'].includes(name))
+  .filter((name) => name.endsWith('.ts') && !['run.ts', 'python.ts', 'machine.ts'].includes(name))
   .map((name) => name.slice(0, -3))
   .sort();
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('--'));
@@ -19,6 +21,7 @@ for (const name of chosen) {
     process.exit(2);
   }
 }
+printMachine();
 for (const name of chosen) {
   console.log(`\n== ${name} ==`);
   await import(join(here, `${name}.ts`));

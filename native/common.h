@@ -22,6 +22,9 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   // The wrapper behind a JS value, or throws a TypeError naming `what`.
   static TensorHandle* HandleOf(const Napi::Value& value, const char* what);
   static bool IsHandle(const Napi::Value& value);
+  // The wrapper behind a value made by this addon, or nullptr for anything else
+  // (checked by a type tag, which costs less than instanceof and never throws).
+  static TensorHandle* TryHandle(const Napi::Value& value);
 
   explicit TensorHandle(const Napi::CallbackInfo& info);
   ~TensorHandle() override;

@@ -169,6 +169,7 @@ c10::Scalar ToScalar(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const
 c10::IValue Convert(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const Napi::Value& v) {
   switch (arg.kind) {
     case Kind::Tensor:
+      if (TensorHandle* handle = TensorHandle::TryHandle(v)) return handle->tensor(env);
       if (!TensorHandle::IsHandle(v)) ArgError(env, op, arg, "a Tensor");
       return TensorHandle::FromValue(v, arg.name.c_str());
     case Kind::Int:
@@ -234,6 +235,10 @@ c10::IValue Convert(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const 
       out.reserve(a.Length());
       for (uint32_t i = 0; i < a.Length(); ++i) {
         Napi::Value e = a.Get(i);
+        if (TensorHandle* handle = TensorHandle::TryHandle(e)) {
+          out.push_back(handle->tensor(env));
+          continue;
+        }
         if (!TensorHandle::IsHandle(e)) ArgError(env, op, arg, "an array of Tensors");
         out.push_back(TensorHandle::FromValue(e, arg.name.c_str()));
       }
@@ -247,6 +252,8 @@ c10::IValue Convert(Napi::Env env, const OpEntry& op, const ArgSpec& arg, const 
         Napi::Value e = a.Get(i);
         if (e.IsNull() || e.IsUndefined()) {
           out.push_back(c10::nullopt);
+        } else if (TensorHandle* handle = TensorHandle::TryHandle(e)) {
+          out.push_back(handle->tensor(env));
         } else {
           if (!TensorHandle::IsHandle(e)) ArgError(env, op, arg, "an array of Tensors or nulls");
           out.push_back(TensorHandle::FromValue(e, arg.name.c_str()));

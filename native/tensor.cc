@@ -21,6 +21,11 @@ int64_t ByteSize(const at::Tensor& t) {
   return bytes;
 }
 
+// Marks every wrapper this addon constructs, so that an argument is recognised
+// by one tag check rather than an instanceof walk (and never confused with an
+// object another addon wraps).
+const napi_type_tag kTensorTag = {0x6d6f636f2d637872ULL, 0x54656e736f724831ULL};
+
 Napi::Array ToArray(Napi::Env env, c10::IntArrayRef values) {
   Napi::Array out = Napi::Array::New(env, values.size());
   for (size_t i = 0; i < values.size(); ++i) {
@@ -70,7 +75,9 @@ Napi::Function TensorHandle::Define(Napi::Env env) {
       });
 }
 
-TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {}
+TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
+  napi_type_tag_object(info.Env(), info.This(), &kTensorTag);
+}
 
 TensorHandle::~TensorHandle() {
   // Finalizers may run without a usable environment for JS calls, but adjusting
@@ -108,7 +115,21 @@ bool TensorHandle::IsHandle(const Napi::Value& value) {
   return value.As<Napi::Object>().InstanceOf(data->baseConstructor.Value());
 }
 
+TensorHandle* TensorHandle::TryHandle(const Napi::Value& value) {
+  // The tag check converts its argument to an object, which throws for null and
+  // undefined: anything but an object is answered here.
+  if (!value.IsObject()) return nullptr;
+  napi_env env = value.Env();
+  bool tagged = false;
+  if (napi_check_object_type_tag(env, value, &kTensorTag, &tagged) != napi_ok || !tagged) return nullptr;
+  void* unwrapped = nullptr;
+  if (napi_unwrap(env, value, &unwrapped) != napi_ok) return nullptr;
+  return static_cast<TensorHandle*>(unwrapped);
+}
+
 TensorHandle* TensorHandle::HandleOf(const Napi::Value& value, const char* what) {
+  if (TensorHandle* handle = TryHandle(value)) return handle;
+  // Not a wrapper this addon made: the checks below say which kind of mistake it is.
   Napi::Env env = value.Env();
   if (!IsHandle(value)) ThrowType(env, std::string(what) + ": expected a Tensor");
   // An object made with Object.create(Tensor.prototype) passes the instanceof

@@ -109,7 +109,7 @@ describe('flags', () => {
       [['pretrain', '--data', 'phantom:8', '--queue'], /--queue needs a value \(a positive integer\)/],
       [['pretrain', '--queue', '--lr', '0.1', '--data', 'phantom:8'], /--queue needs a value \(a positive integer\)/],
       [['linear', '--train'], /--train needs a value/],
-      [['data', '--probe'], /--probe needs a value \(an integer ≥ 0\)/],
+      [['data', '--probe'], /--probe needs a value \(an integer ≥ 0 or 'all'\)/],
       [['data', '--probe', '--json', 'phantom:4'], /--probe needs a value/],
       [['demo', '--seed'], /--seed needs a value \(a non-negative integer\)/],
       [['demo', '--out'], /--out needs a value/],

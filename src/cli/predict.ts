@@ -1,15 +1,18 @@
 /**
  * `moco-cxr predict --model FILE [--out FILE.csv|.json] IMAGES_OR_SOURCE…`:
  * scores image files, folders and `KIND:PATH` sources with a classifier that
- * `moco-cxr finetune` wrote, with the preprocessing its file records.
+ * `moco-cxr finetune` wrote (or its `moco-cxr export` ONNX file), with the
+ * preprocessing its file records.
  */
 import { flagsOf } from '../config/settings.js';
 import { readClassifier } from '../downstream/classifier-file.js';
 import {
   camWriter,
+  isOnnxFile,
   PREDICT_SETTINGS,
   predict,
   predictionsCsv,
+  readOnnxClassifier,
   resolveInputs,
   resolvePredictConfig,
   writePredictions,
@@ -39,10 +42,17 @@ export const command: Command = {
       );
     }
     if (inputs.length === 0) throw new Error(`no image files in ${positionals.join(', ')}`);
-    const classifier = readClassifier(config.model);
+    const onnx = isOnnxFile(config.model);
+    if (onnx && config.cam !== undefined) {
+      throw new RangeError(
+        `cam: ${config.model} is an ONNX model; Grad-CAM needs the PyTorch classifier file it was exported from`,
+      );
+    }
+    const classifier = onnx ? await readOnnxClassifier(config.model) : readClassifier(config.model);
     let result;
     try {
-      const forward = config.cam === undefined ? undefined : camWriter(config.cam, classifier.tasks);
+      const forward =
+        config.cam === undefined || 'score' in classifier ? undefined : camWriter(config.cam, classifier.tasks);
       result = await withInterrupt((signal) =>
         predict(classifier, inputs, {
           normalize: config.normalize,
@@ -55,7 +65,8 @@ export const command: Command = {
         }),
       );
     } finally {
-      classifier.model.dispose();
+      if ('score' in classifier) await classifier.release();
+      else classifier.model.dispose();
     }
     if (config.out === undefined) process.stdout.write(predictionsCsv(result));
     else writePredictions(config.out, result);

@@ -18,6 +18,7 @@ export {
   type Predictions,
   type StudyPrediction,
 } from './predict.js';
+export { isOnnxFile, readOnnxClassifier, type OnnxClassifier } from './onnx-model.js';
 export { camFileName, camOverlay, camWriter, gradCam, scaledMaps, type GradCam } from './cam.js';
 export { predictionsCsv, predictionsJson, writePredictions } from './output.js';
 export { PREDICT_SETTINGS, resolvePredictConfig, type PredictConfig } from './settings.js';

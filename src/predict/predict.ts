@@ -17,10 +17,14 @@ import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
 import { Progress } from '../util/progress.js';
 import { type PredictInput } from './inputs.js';
+import { isOnnxFile, type OnnxClassifier, readOnnxClassifier } from './onnx-model.js';
 
 type Tensor = torch.Tensor;
 
-/** How to score. Unset `normalize` and `imageSize` are the model's. */
+/**
+ * How to score. Unset `normalize` and `imageSize` are the model's; an ONNX
+ * model takes no `normalize` (its graph holds it), no `forward` and only the CPU.
+ */
 export interface PredictOptions {
   normalize?: NormalizationName;
   imageSize?: number;
@@ -115,20 +119,37 @@ export function studyScores(images: readonly ImagePrediction[], tasks: readonly 
   }));
 }
 
+/** The ONNX model's refusals of options only a PyTorch classifier has. */
+function checkOnnxOptions(file: string, options: PredictOptions): void {
+  if (options.normalize !== undefined) {
+    throw new RangeError(`normalize: ${file} is an ONNX model, whose graph holds its normalization; leave it unset`);
+  }
+  if (options.forward !== undefined) {
+    throw new RangeError(`${file} is an ONNX model: Grad-CAM needs the PyTorch classifier file it was exported from`);
+  }
+  if ((options.device ?? 'cpu') !== 'cpu') {
+    throw new RangeError(`device: ${file} is an ONNX model, which runs on the CPU (onnxruntime-web's wasm backend)`);
+  }
+}
+
 /**
- * Scores `inputs` with the classifier in `model` (a file, or one already read
- * with `readClassifier`, which stays the caller's). Decoding of the next batch
- * overlaps the network's pass over the current one. Bad files are reported
- * through `log` and in the result, never thrown; a wrong model file throws,
- * naming it.
+ * Scores `inputs` with the classifier in `model`: a file (a PyTorch
+ * classifier, or an `.onnx` file that `moco-cxr export` wrote), or one already
+ * read with `readClassifier` or `readOnnxClassifier`, which stays the
+ * caller's. Decoding of the next batch overlaps the network's pass over the
+ * current one. Bad files are reported through `log` and in the result, never
+ * thrown; a wrong model file throws, naming it.
  */
 export async function predict(
-  model: string | LoadedClassifier,
+  model: string | LoadedClassifier | OnnxClassifier,
   inputs: readonly PredictInput[],
   options: PredictOptions = {},
 ): Promise<Predictions> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const classifier = typeof model === 'string' ? readClassifier(model) : model;
+  const onnx = typeof model === 'string' ? isOnnxFile(model) : 'score' in model;
+  // Refused before an ONNX file is read, so a wrong option costs no session.
+  if (onnx) checkOnnxOptions(typeof model === 'string' ? model : model.file, options);
+  const classifier = typeof model !== 'string' ? model : onnx ? await readOnnxClassifier(model) : readClassifier(model);
   try {
     const chosen = withCheckpointPreprocessing(
       { normalize: options.normalize, imageSize: options.imageSize },
@@ -141,12 +162,19 @@ export async function predict(
       imageSize: chosen.imageSize!,
       channels: classifier.preprocessing.channels,
     };
-    const device = torch.checkDevice(options.device ?? 'cpu');
     const batchSize = options.batchSize ?? 16;
-    const view = evaluationView(preprocessing.imageSize, preprocessing.normalize);
     const size = preprocessing.imageSize;
-    classifier.model.to(device);
-    classifier.model.eval();
+    let score: (good: DecodedImage[]) => Promise<Float32Array>;
+    if ('score' in classifier) {
+      // pixels / 255 as the graph expects; the graph normalizes and replicates grey itself.
+      score = (good) => classifier.score(batchPixels(good, size), good.length, size);
+    } else {
+      const device = torch.checkDevice(options.device ?? 'cpu');
+      const view = evaluationView(preprocessing.imageSize, preprocessing.normalize);
+      classifier.model.to(device);
+      classifier.model.eval();
+      score = (good) => scoreBatch(classifier, good, size, device, view, options.forward);
+    }
 
     const images: ImagePrediction[] = [];
     let failed = 0;
@@ -175,7 +203,7 @@ export async function predict(
           return { ...input };
         });
         if (good.length > 0) {
-          const probabilities = await scoreBatch(classifier, good, size, device, view, options.forward);
+          const probabilities = await score(good);
           let k = 0;
           for (const row of rows) {
             if (row.error !== undefined) continue;
@@ -205,8 +233,18 @@ export async function predict(
       failed,
     };
   } finally {
-    if (typeof model === 'string') classifier.model.dispose();
+    if (typeof model === 'string') {
+      if ('score' in classifier) await classifier.release();
+      else classifier.model.dispose();
+    }
   }
+}
+
+/** The batch's grey squares, one after another. */
+function batchPixels(good: DecodedImage[], size: number): Uint8Array {
+  const pixels = new Uint8Array(good.length * size * size);
+  good.forEach((image, i) => pixels.set(image.pixels, i * size * size));
+  return pixels;
 }
 
 async function scoreBatch(
@@ -217,8 +255,7 @@ async function scoreBatch(
   view: ReturnType<typeof evaluationView>,
   forward: PredictOptions['forward'],
 ): Promise<Float32Array> {
-  const pixels = new Uint8Array(good.length * size * size);
-  good.forEach((image, i) => pixels.set(image.pixels, i * size * size));
+  const pixels = batchPixels(good, size);
   const images = torch.tidy(() => {
     const raw = torch.tensor(pixels, [good.length, 1, size, size]);
     return view.evaluate((device === 'cpu' ? raw : raw.to(device)).float().div_(255));

@@ -14,7 +14,7 @@ export const PREDICT_SETTINGS = [
     key: 'model',
     type: 'string',
     required: '--model FILE is required (a classifier that moco-cxr finetune wrote, models/*.pt)',
-    help: "classifier file (a finetune run's models/f<fraction>-d<draw>.pt)",
+    help: "classifier file (a finetune run's models/f<fraction>-d<draw>.pt, or its export's .onnx)",
   },
   {
     key: 'out',

@@ -8,6 +8,8 @@
  * `torch.load`, also under `weights_only=True`):
  * `{ normalize: 'moco-cxr', mean: [0.502], std: [0.085585], image_size: 320, channels: 3, grey: 'repeat' }`.
  */
+import { existsSync } from 'node:fs';
+
 import * as torch from '../torch/index.js';
 import { NORMALIZATIONS, type NormalizationName } from './augment.js';
 
@@ -104,4 +106,24 @@ export function withCheckpointPreprocessing<T extends PreprocessingSettings>(
     warn(`warning: ${file} was trained with other preprocessing; overriding with ${overrides.join(', ')}`);
   }
   return out;
+}
+
+/**
+ * {@link withCheckpointPreprocessing} with the preprocessing `file` records,
+ * where `file` is given, exists and loads; otherwise `input` as it is (the
+ * caller's own reading of the file says what is wrong with it).
+ */
+export function withFilePreprocessing<T extends PreprocessingSettings>(
+  input: T,
+  file: string | undefined,
+  warn: (line: string) => void,
+): T {
+  if (file === undefined || !existsSync(file)) return input;
+  let recorded: Preprocessing | undefined;
+  try {
+    recorded = readCheckpointPreprocessing(file);
+  } catch {
+    return input;
+  }
+  return withCheckpointPreprocessing(input, recorded, file, warn);
 }

@@ -14,6 +14,8 @@ import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
 import {
+  BN_STATS,
+  type BnStatsPolicy,
   bestText,
   type CellOptions,
   checkCellOptions,
@@ -24,15 +26,14 @@ import {
   labelledRows,
   safeAuc,
 } from './cell.js';
-import { BN_STATS, type BnStatsPolicy } from './cell.js';
-
-export { BN_STATS, type BnStatsPolicy };
 import { mapImages } from '../data/images.js';
 import { Progress } from '../util/progress.js';
 import { writeClassifier } from './classifier-file.js';
 import { cellResult, ModelSelection } from './selection.js';
 import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { createBackbone, type DataSplit, type DownstreamData, drawTrainingSet } from './setup.js';
+
+export { BN_STATS, type BnStatsPolicy } from './cell.js';
 
 type Tensor = torch.Tensor;
 type Weights = Record<string, Tensor>;

@@ -17,6 +17,7 @@ import { Adam } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 import { abortError } from '../util/abort.js';
 import {
+  type LinearProbeKind,
   bestText,
   type CellOptions,
   checkCellOptions,
@@ -29,15 +30,14 @@ import {
   labelledRows,
   safeAuc,
 } from './cell.js';
-import { LINEAR_PROBES, type LinearProbeKind } from './cell.js';
-
-export { LINEAR_PROBES, type LinearProbeKind };
 import { type FeatureSet } from './features.js';
 import { Progress } from '../util/progress.js';
 import { cellResult, ModelSelection } from './selection.js';
 import { DOWNSTREAM_DEFAULTS } from './settings.js';
 import { drawTrainingSet } from './setup.js';
 import { selectLogistic } from './logistic.js';
+
+export { LINEAR_PROBES, type LinearProbeKind } from './cell.js';
 
 type Tensor = torch.Tensor;
 

@@ -24,7 +24,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { writeDraw } from '../data/fractions.js';
-import { readCheckpointPreprocessing, withCheckpointPreprocessing } from '../data/preprocessing.js';
+import { withFilePreprocessing } from '../data/preprocessing.js';
 import { type DownstreamMode, type DownstreamResult, epochsForFraction } from './cell.js';
 import { isAbortError } from '../util/abort.js';
 import { EventWriter } from '../util/tensorboard.js';
@@ -97,8 +97,7 @@ function followInitPreprocessing(input: DownstreamInput, warn: (line: string) =>
   } catch {
     return input; // The settings' own check reports a missing file.
   }
-  if (file === undefined) return input;
-  return withCheckpointPreprocessing(input, readCheckpointPreprocessing(file), file, warn);
+  return withFilePreprocessing(input, file, warn);
 }
 
 /**

@@ -2,11 +2,11 @@
  * `moco-cxr export` as a library call: reads the model file, writes the ONNX
  * file and, with `web`, the page that runs it in the browser.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 import { MAX_IMAGE_SIZE } from '../data/limits.js';
-import { readCheckpointPreprocessing, withCheckpointPreprocessing } from '../data/preprocessing.js';
+import { withFilePreprocessing } from '../data/preprocessing.js';
 import { readModelFile } from './model-file.js';
 import { exportOnnx } from './onnx.js';
 import { resolveExportConfig } from './settings.js';
@@ -35,15 +35,7 @@ export function exportModel(
   warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): ExportResult {
   const file = typeof partial.model === 'string' ? partial.model : undefined;
-  let preprocessing;
-  try {
-    preprocessing = file === undefined || !existsSync(file) ? undefined : readCheckpointPreprocessing(file);
-  } catch {
-    preprocessing = undefined; // Not a readable weights file: reading the model says what is wrong with it.
-  }
-  const config = resolveExportConfig(
-    file === undefined ? partial : withCheckpointPreprocessing({ ...partial }, preprocessing, file, warn),
-  );
+  const config = resolveExportConfig(withFilePreprocessing({ ...partial }, file, warn));
   const {
     model,
     arch,

@@ -116,9 +116,7 @@ async function trainOneEpoch(
       ];
       try {
         result =
-          group === undefined
-            ? singleStep(training, q, k, hooks.signal)
-            : await distributedStep(training, group, q, k, hooks.signal);
+          group === undefined ? singleStep(training, q, k) : await distributedStep(training, group, q, k, hooks.signal);
       } finally {
         torch.dispose([q, k]);
       }
@@ -144,7 +142,7 @@ async function trainOneEpoch(
     }
     // In a group every rank stops after the same step: the stop is decided with the step's metrics. One
     // process stops after the step in which the signal came (its hooks may raise it after the step).
-    if (group === undefined ? hooks.signal?.aborted === true : result.stop) {
+    if (group === undefined ? hooks.signal?.aborted === true : result.stop === true) {
       if (main) writePretrainCheckpoint(run.lastPath, training.state, config, standing.at);
       standing.checkpoint = run.lastPath;
       return { kind: 'interrupted' };
@@ -154,21 +152,20 @@ async function trainOneEpoch(
   return { kind: 'done' };
 }
 
-/** One step's loss and top-1 (over all ranks in a group), and whether the run stops after it. */
+/** One step's loss and top-1 (over all ranks in a group) and, in a group, whether every rank stops after it. */
 interface StepResult {
   loss: number;
   top1: number;
-  stop: boolean;
+  stop?: boolean;
 }
 
 /** One process: MoCo step, backward, optimizer step. */
-function singleStep(training: Training, q: torch.Tensor, k: torch.Tensor, signal: AbortSignal | undefined): StepResult {
+function singleStep(training: Training, q: torch.Tensor, k: torch.Tensor): StepResult {
   const { optimizer, scaler, forward, trainable } = training;
   return torch.tidy(() => {
     const out = forward(q, k);
     const loss = out.loss.item();
-    const stop = signal?.aborted === true;
-    if (!Number.isFinite(loss)) return { loss, top1: out.top1, stop };
+    if (!Number.isFinite(loss)) return { loss, top1: out.top1 };
     optimizer.zeroGrad();
     if (scaler === undefined) {
       out.loss.backward();
@@ -177,7 +174,7 @@ function singleStep(training: Training, q: torch.Tensor, k: torch.Tensor, signal
       scaler.scaleLoss(out.loss).backward();
       scaler.step(optimizer, trainable);
     }
-    return { loss, top1: out.top1, stop };
+    return { loss, top1: out.top1 };
   });
 }
 

@@ -131,4 +131,30 @@ describe('data-parallel fine-tuning', () => {
     assert.equal(ranks[0]!.code, 2, ranks[0]!.stderr);
     assert.match(lastJson(ranks[0]!).error as string, /failed on rank 0 of 2: rank 1 stopped answering/);
   });
+
+  test(
+    'linear cells spread over two ranks: a rank that dies between rounds is named',
+    { timeout: 120_000 },
+    async () => {
+      const port = await freePort();
+      // Four cells, two rounds: rank 1 exits once the first round's results are gathered.
+      const config = JSON.stringify({ ...settings('spread'), fractions: [0.5], draws: 4, epochs: 1 });
+      const env = { MOCO_CXR_TEST_DIE_AFTER_CELL: '1', MOCO_CXR_DIST_TIMEOUT_MS: '30000' };
+      const ranks = await runRanks(
+        [tsNode(rankScript, config, 'linear'), tsNode(rankScript, config, 'linear')],
+        [rankEnv(0, 2, port, env), rankEnv(1, 2, port, env)],
+        110_000,
+      );
+      assert.equal(ranks[1]!.code, 7);
+      assert.equal(ranks[0]!.code, 2, ranks[0]!.stderr);
+      assert.match(lastJson(ranks[0]!).error as string, /failed on rank 0 of 2: rank 1 stopped answering/);
+      // The first round's two cells were recorded by rank 0 before the failure.
+      assert.equal(
+        readFileSync(join(dir.path, 'spread', 'cells.jsonl'), 'utf8')
+          .trim()
+          .split('\n').length,
+        2,
+      );
+    },
+  );
 });

@@ -169,6 +169,13 @@ async function runDownstreamIn(
   const log = main ? baseLog : () => undefined;
   const spread = group !== undefined && (mode === 'linear' || hooks.spreadCells === true);
   const config = resolveDownstreamConfig(followInitPreprocessing(input, log));
+  if (group !== undefined) {
+    log(
+      spread
+        ? `${group.size} processes (${group.backend}): each runs whole cells in turn`
+        : `data-parallel: ${group.size} processes (${group.backend}), global batch ${config.batchSize}`,
+    );
+  }
   const runDir = resolve(config.out);
   if (main) {
     // The task may be the source's default, known only once the data are open.

@@ -42,7 +42,9 @@ export interface BatchAugmentation {
  * `[rank·b, (rank+1)·b)` with b = batchSize / count. The order of an epoch is
  * the same on every rank (seeded by seed and epoch), so together the ranks see
  * each image once per epoch, and each shard gets the augmentation its rows
- * get in a one-process run of the global batch.
+ * get in a one-process run of the global batch. A short last batch of n rows
+ * (kept unless `dropLast`) is split as evenly as it goes: rank r takes rows
+ * `[⌊r·n/count⌋, ⌊(r+1)·n/count⌋)`, possibly none.
  */
 export interface LoaderShard {
   rank: number;
@@ -145,9 +147,6 @@ export class BatchLoader {
     }
     if (shard.count > 1 && config.augment !== undefined && config.augment.skip === undefined) {
       throw new RangeError('loader: a sharded loader needs an augmentation that can skip draws (skip)');
-    }
-    if (shard.count > 1 && config.dropLast !== true) {
-      throw new RangeError('loader: a sharded loader drops the last short batch (dropLast: true)');
     }
     this.shard = shard;
     this.options = {
@@ -254,10 +253,13 @@ export class BatchLoader {
     // are read after the batch's own images, into the same buffer.
     const slots = this.groupItems === undefined ? batchSize : 2 * batchSize;
     const buffers = [new Uint8Array(slots * imageBytes), new Uint8Array(slots * imageBytes)];
-    const { rank, count: ranks } = this.shard;
-    const local = batchSize / ranks;
+    const { count: ranks } = this.shard;
     const batchItems = (k: number): number[] => order.slice(k * batchSize, Math.min((k + 1) * batchSize, order.length));
-    const shardOf = <T>(rows: T[]): T[] => (ranks === 1 ? rows : rows.slice(rank * local, (rank + 1) * local));
+    const shardOf = <T>(rows: T[]): T[] => {
+      if (ranks === 1) return rows;
+      const [start, end] = this.shardRows(rows.length);
+      return rows.slice(start, end);
+    };
     const itemsOf = (k: number): number[] => shardOf(batchItems(k));
     // Partners are drawn over the whole (global) batch, so a shard pairs as its rows do in one process.
     const partnersOf = (k: number): number[] | undefined => {
@@ -284,7 +286,7 @@ export class BatchLoader {
         const images = this.toTensor(bytes, bytes.length / imageBytes);
         pending = k + 1 < count ? read(k + 1) : undefined;
         try {
-          yield this.assemble(epoch, k, items, partnersOf(k), images);
+          yield this.assemble(epoch, k, items, partnersOf(k), images, batchItems(k).length);
         } finally {
           images.dispose();
         }
@@ -293,6 +295,12 @@ export class BatchLoader {
       // A caller that stops early leaves a read in flight; its outcome no longer matters.
       pending?.catch(() => undefined);
     }
+  }
+
+  /** This rank's rows `[start, end)` of a global batch of `rows`. */
+  private shardRows(rows: number): [number, number] {
+    const { rank, count } = this.shard;
+    return [Math.floor((rank * rows) / count), Math.floor(((rank + 1) * rows) / count)];
   }
 
   private toTensor(bytes: Uint8Array, batch: number): Tensor {
@@ -311,6 +319,7 @@ export class BatchLoader {
     items: number[],
     partners: number[] | undefined,
     images: Tensor,
+    globalRows: number,
   ): Batch {
     const { augment } = this.config;
     const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 1));
@@ -318,15 +327,15 @@ export class BatchLoader {
     const partnerImages = partners === undefined ? images : images.narrow(0, items.length, items.length);
     const views: Tensor[] = [];
     try {
-      const { rank, count } = this.shard;
+      const { count } = this.shard;
       const [, , height, width] = own.shape as [number, number, number, number];
-      const rows = own.size(0);
+      const [start, end] = this.shardRows(globalRows);
       for (let v = 0; v < this.options.views; v++) {
         const source = v === 0 ? own : partnerImages;
         // The rows before and after this shard draw from the batch's generator as in a one-process run.
-        if (count > 1) augment?.skip!(rank * rows, height, width, rng);
-        views.push(augment ? augment.apply(source, rng) : source.clone());
-        if (count > 1) augment?.skip!((count - 1 - rank) * rows, height, width, rng);
+        if (count > 1) augment?.skip!(start, height, width, rng);
+        views.push(augment && source.size(0) > 0 ? augment.apply(source, rng) : source.clone());
+        if (count > 1) augment?.skip!(globalRows - end, height, width, rng);
       }
     } catch (error) {
       torch.dispose(views);

@@ -12,6 +12,13 @@ import { c10d, type NativeGroup, type ReduceOp } from './native.js';
 /** Default time a rendezvous or a collective may take (PyTorch's is 30 minutes). */
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
 
+/**
+ * How long the other ranks wait at a barrier while rank 0 alone prepares what
+ * they then share (an image cache, frozen features): a day, since decoding a
+ * large collection takes hours.
+ */
+export const SETUP_TIMEOUT_MS = 24 * 3600 * 1000;
+
 /** How to join a group. */
 export interface GroupOptions {
   rank: number;

@@ -4,7 +4,7 @@
  * collectives as promises, and the replica upkeep of DDP.
  */
 export { type LaunchEnv, isDistributedEnv, readLaunchEnv } from './env.js';
-export { CollectiveError, DEFAULT_TIMEOUT_MS, type GroupOptions, ProcessGroup } from './group.js';
+export { CollectiveError, DEFAULT_TIMEOUT_MS, type GroupOptions, ProcessGroup, SETUP_TIMEOUT_MS } from './group.js';
 export { type ReduceOp } from './native.js';
 export {
   launch,
@@ -15,4 +15,12 @@ export {
   resolveLaunchConfig,
   workerEnv,
 } from './launch.js';
-export { allreduceFlat, averageGradients, broadcastTensors, bucketsOf, DEFAULT_BUCKET_BYTES } from './sync.js';
+export {
+  allreduceFlat,
+  averageGradients,
+  broadcastTensors,
+  bucketsOf,
+  DEFAULT_BUCKET_BYTES,
+  reduceGradients,
+} from './sync.js';
+export { allgatherFloats, allgatherJson, broadcastJson, gatherShards, shardRange } from './gather.js';

@@ -88,6 +88,21 @@ export async function averageGradients(
   parameters: torch.Tensor[],
   bucketBytes = DEFAULT_BUCKET_BYTES,
 ): Promise<void> {
+  await reduceGradients(group, parameters, 'avg', bucketBytes);
+}
+
+/**
+ * Reduces the gradients of `parameters` across ranks in flat buckets: 'avg'
+ * as DDP, or 'sum' where each rank's loss is already divided by a global
+ * count (fine-tuning's masked loss over the labelled rows of the global
+ * batch). A parameter without a gradient takes part with zeros.
+ */
+export async function reduceGradients(
+  group: ProcessGroup,
+  parameters: torch.Tensor[],
+  op: 'avg' | 'sum',
+  bucketBytes = DEFAULT_BUCKET_BYTES,
+): Promise<void> {
   if (group.size === 1) return;
   const trainable = parameters.filter((p) => p.requiresGrad);
   const grads = trainable.map((p) => {
@@ -99,7 +114,7 @@ export async function averageGradients(
     return p.grad;
   });
   try {
-    await allreduceFlat(group, grads, 'avg', bucketBytes);
+    await allreduceFlat(group, grads, op, bucketBytes);
   } finally {
     torch.dispose(grads);
   }

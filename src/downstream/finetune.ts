@@ -4,7 +4,28 @@
  * colour jitter), Adam lr 1e-4 at batch 16, masked BCE-with-logits, and the
  * test prediction averaged over the checkpoints with the best validation AUC
  * (kept in memory, on the CPU).
+ *
+ * In a process group it trains data-parallel, as PyTorch's
+ * DistributedDataParallel without SyncBatchNorm: `batchSize` is the global
+ * batch and each rank takes its rows of it; rank 0's parameters and buffers
+ * go to every rank at the start; each rank divides its summed loss by the
+ * labelled rows of the whole global batch and the gradients are summed, so
+ * the step is the one-process step of the global batch even when the ranks'
+ * shares differ (a short last batch, masked labels). BatchNorm layers in
+ * training mode normalize by each rank's own rows, and their running
+ * statistics are rank 0's (DDP's `broadcast_buffers`): rank 0's are sent to
+ * all before every evaluation. Validation and test sets are scored in
+ * shards and gathered, so every rank selects the same checkpoints and stops
+ * at the same evaluation; rank 0 alone writes the classifier file.
  */
+import {
+  allreduceFlat,
+  broadcastTensors,
+  gatherShards,
+  type ProcessGroup,
+  reduceGradients,
+  shardRange,
+} from '../distributed/index.js';
 import { type BatchAugmentation, BatchLoader } from '../data/loader.js';
 import { mocoCxrAugmentation, type NormalizationName } from '../data/augment.js';
 import { combineSeeds } from '../data/prng.js';
@@ -69,6 +90,13 @@ export interface FinetuneOptions extends CellOptions {
   trunkLr?: number;
   /** Epochs over which the learning rate rises linearly from 0 to its value, step by step (default 0). */
   warmup?: number;
+  /**
+   * Train data-parallel in this group (see the module's comment); every rank
+   * calls `finetune` with the same options and gets the same result.
+   */
+  group?: ProcessGroup;
+  /** Called after every optimizer step with the mean loss of its labelled rows (over all ranks in a group). */
+  onStep?: (step: number, loss: number) => void;
 }
 
 export function batchNorms(model: Backbone): BatchNorm2d[] {
@@ -86,7 +114,12 @@ export function trainMode(model: Backbone, policy: BnStatsPolicy): void {
  * one pass of `loader`'s epoch 0 (a cumulative average, as PyTorch's
  * `momentum=None`), without gradients.
  */
-export async function recomputeBatchNorm(model: Backbone, loader: BatchLoader, device: torch.Device): Promise<void> {
+export async function recomputeBatchNorm(
+  model: Backbone,
+  loader: BatchLoader,
+  device: torch.Device,
+  group?: ProcessGroup,
+): Promise<void> {
   const layers = batchNorms(model);
   const saved = layers.map((bn) => bn.momentum);
   model.train();
@@ -97,13 +130,23 @@ export async function recomputeBatchNorm(model: Backbone, loader: BatchLoader, d
   try {
     for await (const batch of loader.epoch(0)) {
       try {
-        torch.noGrad(() => torch.tidy(() => void model.forward(batch.images.to(device))));
+        // A rank's share of a short last batch may be empty.
+        if (batch.images.size(0) > 0) torch.noGrad(() => torch.tidy(() => void model.forward(batch.images.to(device))));
       } finally {
         batch.dispose();
       }
     }
   } finally {
     layers.forEach((bn, i) => ((bn as { momentum: number | null }).momentum = saved[i] as number | null));
+  }
+  // In a group each rank averaged over its rows; the statistics are the mean of the ranks'.
+  if (group !== undefined) {
+    await allreduceFlat(
+      group,
+      layers.flatMap((bn) => [bn.runningMean, bn.runningVar].filter((t): t is Tensor => t !== null)),
+      'avg',
+    );
+    await broadcastTensors(group, model.buffers());
   }
 }
 
@@ -135,19 +178,106 @@ function snapshot(model: Backbone): Weights {
   );
 }
 
+/** One optimizer step's counts: the summed loss and labelled rows of the (global) batch, its rows, and the stop flag. */
+interface StepCounts {
+  lossSum: number;
+  known: number;
+  rows: number;
+  stop: boolean;
+}
+
+/** What a training step needs: the model, its optimizer, where the batch goes, and the group if any. */
+interface StepContext {
+  model: Backbone;
+  optimizer: Adam;
+  device: torch.Device;
+  group: ProcessGroup | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** The summed masked BCE of a batch's labelled rows, with its graph (the caller frees it). */
+function batchLossSum(model: Backbone, images: Tensor, labels: Tensor, mask: Tensor, device: torch.Device): Tensor {
+  return torch.tidy(() =>
+    torch.binaryCrossEntropyWithLogits(model.forward(images.to(device)), labels.to(device), {
+      weight: mask.to(device),
+      reduction: 'sum',
+    }),
+  );
+}
+
+/** One process: the mean loss over the batch's labelled rows, backward, optimizer step (none without labels). */
+function singleStep(context: StepContext, images: Tensor, labels: Tensor, mask: Tensor): StepCounts {
+  const { model, optimizer, device, signal } = context;
+  const known = torch.tidy(() => mask.sum().item());
+  const counts = { lossSum: 0, known, rows: images.size(0), stop: false };
+  if (known > 0) {
+    counts.lossSum = torch.tidy(() => {
+      const sum = batchLossSum(model, images, labels, mask, device);
+      optimizer.zeroGrad();
+      sum.div(known).backward();
+      optimizer.step();
+      return sum.item();
+    });
+  }
+  counts.stop = signal?.aborted === true;
+  return counts;
+}
+
+/**
+ * One data-parallel step: each rank's summed loss over its rows, the labelled
+ * count, rows and stop flag summed over ranks in one allreduce (float64, so
+ * that the counts stay exact), backward of this rank's sum divided by the
+ * global count, gradients summed across ranks, optimizer step. Every rank
+ * takes the same decisions: a global batch without labels makes no step.
+ */
+async function distributedStep(
+  context: StepContext & { group: ProcessGroup },
+  images: Tensor,
+  labels: Tensor,
+  mask: Tensor,
+): Promise<StepCounts> {
+  const { model, optimizer, device, group, signal } = context;
+  const known = torch.tidy(() => mask.sum().item());
+  const sum = known > 0 ? batchLossSum(model, images, labels, mask, device) : undefined;
+  const stats = torch.tensor(
+    new Float64Array([sum === undefined ? 0 : sum.item(), known, images.size(0), signal?.aborted === true ? 1 : 0]),
+    [4],
+  );
+  try {
+    await group.allreduce(stats, 'sum');
+    const [lossSum, total, rows, stops] = Array.from(stats.data() as Float64Array) as [number, number, number, number];
+    if (total > 0) {
+      optimizer.zeroGrad();
+      if (sum !== undefined) torch.tidy(() => sum.div(total).backward());
+      await reduceGradients(group, model.parameters(), 'sum');
+      optimizer.step();
+    }
+    return { lossSum, known: total, rows, stop: stops > 0 };
+  } finally {
+    stats.dispose();
+    sum?.dispose();
+  }
+}
+
 /**
  * One fine-tuning cell: draws the training subset, trains the whole network,
  * evaluates on the validation set at the end of each epoch (and every
  * `evalEvery` images within long epochs), keeps the best checkpoints, and
- * predicts the test set with their average.
+ * predicts the test set with their average. With `group`, data-parallel (see
+ * the module's comment).
  */
 export async function finetune(options: FinetuneOptions): Promise<DownstreamResult> {
   checkCellOptions(options);
   const started = performance.now();
   const { data, fraction, draw, seed } = options;
+  const group = options.group !== undefined && options.group.size > 1 ? options.group : undefined;
+  const main = group === undefined || group.rank === 0;
   const task = data.task;
   const device = torch.checkDevice(options.device ?? 'cpu');
   const batchSize = options.batchSize ?? DOWNSTREAM_DEFAULTS.batchSize;
+  if (group !== undefined && batchSize % group.size !== 0) {
+    throw new RangeError(`batchSize ${batchSize} (the global batch) is not divisible by the ${group.size} processes`);
+  }
   const records =
     options.trainRecords === undefined
       ? drawTrainingSet(data.train.records, { task, fraction, draw, seed, per: options.per ?? DOWNSTREAM_DEFAULTS.per })
@@ -159,7 +289,8 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     normalize: options.normalize,
     batchSize: options.evalBatchSize,
     device,
-    signal: options.signal,
+    // In a group the ranks stop together, after the step in which any saw the signal, never inside a scoring.
+    signal: group === undefined ? options.signal : undefined,
   };
   const val = labelledRows(data.val.records, task);
   const valSplit: DataSplit = { records: val.rows.map((row) => data.val.records[row]!), cache: data.val.cache };
@@ -172,6 +303,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     records,
     tasks: [task],
     augment: options.augment ?? finetuneAugmentation(options.imageSize, options.normalize),
+    shard: group === undefined ? undefined : { rank: group.rank, count: group.size },
   });
   if (loader.missing.length > 0) {
     throw new Error(`${loader.missing.length} training records have no cached image, e.g. '${loader.missing[0]}'`);
@@ -187,24 +319,40 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   if (!(trunkLr > 0)) throw new RangeError(`trunkLr must be positive, got ${trunkLr}`);
   if (!(Number.isInteger(warmup) && warmup >= 0))
     throw new RangeError(`warmup must be a non-negative integer, got ${warmup}`);
-  const model = createBackbone(options.init, options.arch, { numClasses: 1, seed, log: options.log });
+  const model = createBackbone(options.init, options.arch, {
+    numClasses: 1,
+    seed,
+    log: main ? options.log : undefined,
+  });
   const selection = new ModelSelection<Weights>(
     options.ensemble ?? DOWNSTREAM_DEFAULTS.ensemble,
     options.patience,
     (item) => torch.dispose(item),
   );
-  const progress = new Progress(`finetune ${options.init} f=${fraction} draw ${draw}`, epochCount * stepsPerEpoch, {
-    plain: options.plainProgress,
-  });
+  // Rank 0 speaks for the run.
+  const progress = main
+    ? new Progress(`finetune ${options.init} f=${fraction} draw ${draw}`, epochCount * stepsPerEpoch, {
+        plain: options.plainProgress,
+      })
+    : { update: () => undefined, finish: () => undefined };
+  const scoreRows = async (split: DataSplit): Promise<Float32Array> => {
+    if (split.records.length === 0) return new Float32Array(0);
+    const logits = await mapImages(split, (images) => model.forward(images).view(-1).sigmoid(), evalView);
+    try {
+      return (logits.data() as Float32Array).slice();
+    } finally {
+      logits.dispose();
+    }
+  };
+  // In a group each rank scores its share of the set with rank 0's BatchNorm statistics, and all gather the scores.
   const score = async (split: DataSplit): Promise<Float32Array> => {
     model.eval();
     try {
-      const logits = await mapImages(split, (images) => model.forward(images).view(-1).sigmoid(), evalView);
-      try {
-        return logits.data() as Float32Array;
-      } finally {
-        logits.dispose();
-      }
+      if (group === undefined) return await scoreRows(split);
+      await broadcastTensors(group, model.buffers());
+      const [from, to] = shardRange(split.records.length, group.rank, group.size);
+      const mine = await scoreRows({ records: split.records.slice(from, to), cache: split.cache });
+      return await gatherShards(group, mine);
     } finally {
       trainMode(model, bnStats);
     }
@@ -212,12 +360,15 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
 
   try {
     model.to(device);
+    // As DDP does on wrapping a model: every replica starts from rank 0's parameters and buffers.
+    if (group !== undefined) await broadcastTensors(group, [...model.parameters(), ...model.buffers()]);
     if (bnStats === 'reset') for (const bn of batchNorms(model)) bn.resetRunningStats();
-    if (bnStats === 'recompute') await recomputeBatchNorm(model, loader, device);
+    if (bnStats === 'recompute') await recomputeBatchNorm(model, loader, device, group);
     trainMode(model, bnStats);
     const lr = options.lr ?? DOWNSTREAM_DEFAULTS.lr;
     const groups = parameterGroups(model, lr, trunkLr);
     const optimizer = new Adam(groups, { lr });
+    const context: StepContext = { model, optimizer, device, group, signal: options.signal };
     const warmupSteps = warmup * stepsPerEpoch;
     const epochs: EpochSummary[] = [];
     let step = 0;
@@ -229,30 +380,27 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
       let images = 0;
       let windowStart = performance.now();
       for await (const batch of loader.epoch(epoch - 1)) {
+        let counts: StepCounts;
         try {
-          const known = torch.tidy(() => (batch.labelMask as Tensor).sum().item());
           step++;
-          images += batch.ids.length;
           if (warmupSteps > 0) {
             const factor = Math.min(1, step / warmupSteps);
-            optimizer.paramGroups.forEach((group, g) => (group.lr = (groups[g] as { lr: number }).lr * factor));
+            optimizer.paramGroups.forEach((g, i) => (g.lr = (groups[i] as { lr: number }).lr * factor));
           }
-          if (known > 0) {
-            lossSum += torch.tidy(() => {
-              const logits = model.forward(batch.images.to(device));
-              const sum = torch.binaryCrossEntropyWithLogits(logits, (batch.labels as Tensor).to(device), {
-                weight: (batch.labelMask as Tensor).to(device),
-                reduction: 'sum',
-              });
-              optimizer.zeroGrad();
-              sum.div(known).backward();
-              optimizer.step();
-              return sum.item();
-            });
-            labelled += known;
-          }
+          const labels = batch.labels as Tensor;
+          const mask = batch.labelMask as Tensor;
+          counts =
+            group === undefined
+              ? singleStep(context, batch.images, labels, mask)
+              : await distributedStep({ ...context, group }, batch.images, labels, mask);
         } finally {
           batch.dispose();
+        }
+        images += counts.rows;
+        if (counts.known > 0) {
+          lossSum += counts.lossSum;
+          labelled += counts.known;
+          options.onStep?.(step, counts.lossSum / counts.known);
         }
         trainSeconds += (performance.now() - windowStart) / 1000;
         progress.update(
@@ -260,7 +408,8 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
           `epoch ${epoch}/${epochCount} loss ${(lossSum / Math.max(labelled, 1)).toFixed(4)} ` +
             `${(images / trainSeconds).toFixed(1)} img/s best val AUC ${bestText(selection.best)}`,
         );
-        if (options.signal?.aborted === true) throw abortError();
+        // In a group the stop was agreed on in the step, so every rank stops after the same one.
+        if (counts.stop) throw abortError();
         if (evalAt.has(batch.index + 1)) {
           const valAuc = safeAuc(await score(valSplit), val.labels);
           stop = selection.evaluate(epoch, step, valAuc, () => snapshot(model));
@@ -279,7 +428,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     }
 
     const kept = selection.selected('fine-tuning');
-    if (options.modelFile !== undefined) {
+    if (options.modelFile !== undefined && main) {
       const best = kept[0]!;
       writeClassifier(options.modelFile, best.item, {
         arch: options.arch,

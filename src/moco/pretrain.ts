@@ -33,6 +33,7 @@ import {
 } from './setup.js';
 
 export { checkResumable } from './run-folder.js';
+export { dataParallelConfig } from './setup.js';
 export {
   parseSchedule,
   parseShuffleBn,

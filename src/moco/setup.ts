@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
 import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tensorboard.js';
-import { type ProcessGroup } from '../distributed/index.js';
+import { type ProcessGroup, SETUP_TIMEOUT_MS } from '../distributed/index.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { BatchLoader } from '../data/loader.js';
 import { type XrayRecord } from '../data/records.js';
@@ -252,7 +252,7 @@ export function resumeTraining(
 }
 
 /** How long the other ranks wait for rank 0 to build the image cache. */
-export const CACHE_BUILD_TIMEOUT_MS = 24 * 3600 * 1000;
+export const CACHE_BUILD_TIMEOUT_MS = SETUP_TIMEOUT_MS;
 
 /**
  * The settings of a run of `world` processes: the batch is the global one,

@@ -4,11 +4,20 @@
  * label-fraction grid of draws, then the report. Every step writes into the
  * study folder, and a rerun picks up where the last one stopped: a finished
  * pretraining and finished cells are reused.
+ *
+ * Across the ranks of a process group (under `moco-cxr launch` or torchrun)
+ * the pretraining is data-parallel, and the downstream cells, independent of
+ * one another, are spread over the ranks (each runs its cells one-process and
+ * the results are gathered over the group's collectives); rank 0 alone writes
+ * the study folder and the report. The ranks share the study folder (one
+ * machine, or a shared file system): the others read the pretrained
+ * checkpoint and the caches rank 0 wrote.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { checkResumable, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
+import { broadcastJson, isDistributedEnv, ProcessGroup } from '../distributed/index.js';
+import { checkResumable, dataParallelConfig, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
 import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { readStudyClock, writeStudyClock } from './clock.js';
 import { modeGrid, type StudyConfig } from './config.js';
@@ -27,6 +36,8 @@ export interface StudyHooks {
   signal?: AbortSignal;
   log?: (line: string) => void;
   plainProgress?: boolean;
+  /** The process group this study is a rank of (default: the launch environment's when WORLD_SIZE > 1). */
+  group?: ProcessGroup;
 }
 
 export interface StudyOutcome {
@@ -42,6 +53,7 @@ export interface StudyOutcome {
 async function pretrainedCheckpoint(
   config: StudyConfig,
   hooks: StudyHooks,
+  group: ProcessGroup | undefined,
 ): Promise<{ checkpoint?: string; seconds: number; message?: string }> {
   if ('checkpoint' in config.pretrain) return { checkpoint: config.pretrain.checkpoint, seconds: 0 };
   const out = join(config.out, 'pretrain');
@@ -55,11 +67,12 @@ async function pretrainedCheckpoint(
     ...config.pretrain,
     out,
   };
-  const resolved = resolvePretrainConfig(settings);
+  // A data-parallel pretraining records the settings it ran with (its batch-norm shuffle across the ranks).
+  const resolved = dataParallelConfig(resolvePretrainConfig(settings), group?.size ?? 1);
   // A pretraining already in the study folder is reused or continued only if
   // it was made with these settings; the check lists every difference.
   let done: number | undefined;
-  if (existsSync(last)) {
+  if ((group === undefined || group.rank === 0) && existsSync(last)) {
     try {
       done = checkResumable(out, resolved).position.epoch;
       if (done > resolved.epochs) {
@@ -72,6 +85,8 @@ async function pretrainedCheckpoint(
       );
     }
   }
+  // Rank 0's reading of the folder decides for all.
+  if (group !== undefined) done = (await broadcastJson(group, done ?? null)) ?? undefined;
   if (done !== undefined && done === resolved.epochs) {
     hooks.log?.(`pretraining: reusing ${last} (${done} epochs)`);
     return { checkpoint: last, seconds: 0 };
@@ -82,6 +97,7 @@ async function pretrainedCheckpoint(
     signal: hooks.signal,
     log: hooks.log,
     plainProgress: hooks.plainProgress,
+    group,
   });
   const seconds = (performance.now() - started) / 1000;
   if (result.status !== 'finished') return { seconds, message: result.message };
@@ -95,17 +111,38 @@ function testSetOf(result: DownstreamResult): StudyTestSet {
 
 /** Runs the whole study described by `config` and writes its report. */
 export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Promise<StudyOutcome> {
-  const log = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  mkdirSync(config.out, { recursive: true });
-  writeFileSync(join(config.out, 'study.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const ownGroup = hooks.group === undefined && isDistributedEnv();
+  const group = hooks.group ?? (ownGroup ? await ProcessGroup.fromEnv() : undefined);
+  try {
+    return await runStudyIn(config, hooks, group !== undefined && group.size > 1 ? group : undefined);
+  } finally {
+    if (ownGroup) group?.destroy();
+  }
+}
+
+/** The study on one process, or as one rank of `group`. */
+async function runStudyIn(
+  config: StudyConfig,
+  hooks: StudyHooks,
+  group: ProcessGroup | undefined,
+): Promise<StudyOutcome> {
+  const main = group === undefined || group.rank === 0;
+  const baseLog = hooks.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = main ? baseLog : () => undefined;
   const clock = readStudyClock(config.out);
-  writeStudyClock(config.out, clock);
+  if (main) {
+    mkdirSync(config.out, { recursive: true });
+    writeFileSync(join(config.out, 'study.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeStudyClock(config.out, clock);
+  }
   const timings: Record<string, number> = {};
 
   log(`study '${config.name}': pretraining`);
-  const pretrained = await pretrainedCheckpoint(config, { ...hooks, log });
+  const pretrained = await pretrainedCheckpoint(config, { ...hooks, log }, group);
+  // The others read the checkpoint rank 0 wrote.
+  await group?.barrier();
   clock.pretrainSeconds += pretrained.seconds;
-  writeStudyClock(config.out, clock);
+  if (main) writeStudyClock(config.out, clock);
   timings.pretrain = clock.pretrainSeconds;
   if (pretrained.checkpoint === undefined) {
     const interrupted = hooks.signal?.aborted === true;
@@ -126,7 +163,8 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
       const grid = modeGrid(config, target, mode);
       fractionsByTarget[target.name]![mode] = grid.fractions;
       for (const init of ['moco', 'baseline'] as const) {
-        if (hooks.signal?.aborted === true) break;
+        // In a group the ranks agree on stopping inside the run (each may see the signal at another moment).
+        if (group === undefined && hooks.signal?.aborted === true) break;
         log(`study '${config.name}': ${target.name} / ${mode} / ${init}`);
         const run = await runDownstream(
           mode,
@@ -157,7 +195,7 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
             out: join(config.out, target.name, `${mode}-${init}`),
             cacheDir: config.cacheDir,
           },
-          { signal: hooks.signal, log, plainProgress: hooks.plainProgress },
+          { signal: hooks.signal, log: baseLog, plainProgress: hooks.plainProgress, group, spreadCells: true },
         );
         for (const result of run.results) {
           // The cells' own seconds: a cell finished by an earlier invocation counts its real time.
@@ -190,13 +228,21 @@ export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Pro
     cells: [...cells.values()],
     timings,
   };
+  const interrupted = hooks.signal?.aborted === true;
+  if (!main) {
+    return {
+      status: interrupted ? 'interrupted' : 'finished',
+      dir: config.out,
+      results,
+      message: `study: rank ${group.rank}'s cells done; rank 0 writes the report`,
+    };
+  }
   writeFileSync(join(config.out, 'results.json'), JSON.stringify(results));
   const report = await writeReport(results, config.out, {
     replicates: config.bootstrap,
     seed: config.seed,
     fractions: fractionsByTarget,
   });
-  const interrupted = hooks.signal?.aborted === true;
   const message = interrupted
     ? `interrupted; the report covers the cells finished so far: ${join(config.out, 'report.html')}. Rerun to continue.`
     : `study finished: ${join(config.out, 'report.md')} and ${join(config.out, 'report.html')}`;

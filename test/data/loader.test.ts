@@ -123,6 +123,42 @@ describe('batch loader', () => {
     assert.notDeepEqual(first[0], first[1]);
   });
 
+  it('shards of every batch, a short last one split as evenly as it goes, make up the one-process batch', async () => {
+    // 23 images in batches of 4: the last holds 3 rows, split 0 / 1 / 1 / 1 over 4 ranks.
+    const augment = mocoCxrAugmentation(6);
+    const options = { batchSize: 4, seed: 4, augment, records, tasks: ['Even', 'Third'] };
+    const views = async (shard?: {
+      rank: number;
+      count: number;
+    }): Promise<{ ids: string[]; rows: Float32Array[] }[]> => {
+      const out = [];
+      for await (const batch of new BatchLoader(cache, { ...options, shard }).epoch(1)) {
+        out.push({
+          ids: batch.ids,
+          rows: [batch.images, batch.labels!, batch.labelMask!].map((t) => t.data() as Float32Array),
+        });
+        batch.dispose();
+      }
+      return out;
+    };
+    const whole = await views();
+    const shards = await Promise.all([0, 1, 2, 3].map((rank) => views({ rank, count: 4 })));
+    assert.equal(whole.length, 6);
+    assert.deepEqual(
+      shards.map((batches) => batches[5]!.ids.length),
+      [0, 1, 1, 1],
+    );
+    whole.forEach((batch, k) => {
+      assert.deepEqual(
+        shards.flatMap((batches) => batches[k]!.ids),
+        batch.ids,
+      );
+      batch.rows.forEach((values, t) =>
+        assert.deepEqual(Float32Array.from(shards.flatMap((batches) => [...batches[k]!.rows[t]!])), values),
+      );
+    });
+  });
+
   it('disposing a batch frees its views, and a loop stopped early leaves the cache readable', async () => {
     const loader = new BatchLoader(cache, { batchSize: 4, augment: mocoCxrAugmentation(6), views: 2 });
     let seen: Batch | undefined;

@@ -3,6 +3,7 @@
  * fraction and draw. The options are those of `moco-cxr finetune` too.
  */
 import { flagsOf } from '../config/settings.js';
+import { isDistributedEnv, readLaunchEnv } from '../distributed/env.js';
 import { type DownstreamMode } from '../downstream/cell.js';
 import { DOWNSTREAM_SETTINGS, runDownstream, type DownstreamInput } from '../downstream/runner.js';
 import type { Command } from './command.js';
@@ -23,6 +24,8 @@ export function downstreamCommand(mode: DownstreamMode): Command {
       const input = { out: `runs/${mode}`, ...values } as DownstreamInput;
       const run = await withInterrupt((signal) => runDownstream(mode, input, { signal }));
       if (run.status === 'interrupted') return 130;
+      // Under a launcher every rank holds the same results; one summary line is enough.
+      if (isDistributedEnv() && readLaunchEnv().rank !== 0) return 0;
       console.log(
         JSON.stringify({
           runDir: run.runDir,

@@ -14,10 +14,12 @@
  * machine's load falls on both; the ratio shown is the median of the pairs'.
  *
  * PyTorch's setting, its best for this work: `persistent_workers`, workers =
- * cores, each with one thread (as DataLoader sets), `prefetch_factor` 2 (4 was
- * no faster here), rows read with `os.preadv` straight into a uint8 tensor,
- * `Normalize(inplace=True)` on the grey channel and an `expand` to 3 channels
- * that the batch collation materializes; the rotation is torchvision's
+ * cores, each with one thread (as DataLoader sets), `prefetch_factor` 2 (the
+ * timed loop only takes batches, so the workers' rate is the throughput and a
+ * deeper queue only holds more of them ready), rows read with `os.preadv`
+ * straight into a uint8 tensor, `Normalize(inplace=True)` on the grey channel
+ * and an `expand` to 3 channels that the batch collation materializes; the
+ * rotation is torchvision's
  * bilinear `rotate` with `fill=None`, which is the same zero fill without the
  * extra mask channel `RandomRotation`'s default `fill=0` samples too.
  * `pin_memory` is for GPU transfers and does nothing on a CPU.
@@ -89,7 +91,9 @@ function rssParts(): RssParts {
 }
 
 function formatParts(parts: RssParts): string {
-  return (Object.entries(parts)).map(([name, mb]) => `${name} ${mb.toFixed(0)}`).join(', ');
+  return Object.entries(parts)
+    .map(([name, mb]) => `${name} ${mb.toFixed(0)}`)
+    .join(', ');
 }
 
 // ---------------------------------------------------------------- our side, in a child process

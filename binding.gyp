@@ -12,7 +12,8 @@
         "native/tensor.cc",
         "native/dispatch.cc",
         "native/runtime.cc",
-        "native/distributed.cc"
+        "native/distributed.cc",
+        "native/augment.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

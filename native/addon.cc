@@ -4,6 +4,7 @@
 namespace moco {
 
 void InitDistributed(Napi::Env env, Napi::Object exports);  // distributed.cc
+void InitAugment(Napi::Env env, Napi::Object exports);      // augment.cc
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());
@@ -11,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDispatch(env, exports);
   InitRuntime(env, exports);
   InitDistributed(env, exports);
+  InitAugment(env, exports);
   return exports;
 }
 

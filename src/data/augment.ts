@@ -217,30 +217,46 @@ export function normalize(
   channels: 1 | 3 = 3,
 ): Tensor {
   const [, inChannels] = checkBatch(images, 'normalize');
+  const { mean, std } = normalizationOf(stats, channels);
+  if (inChannels !== 1 && inChannels !== channels) {
+    throw new RangeError(`normalize: cannot make ${channels} channels from ${inChannels}`);
+  }
+  const { scale, bias } = normalizationTerms(mean, std, channels, 1);
+  // One broadcasting op: bias + images · scale, straight into the [B, channels, H, W] result.
+  return torch.tidy(() => {
+    const on = { device: images.device };
+    return addcmul([
+      torch.tensor(bias, [1, channels, 1, 1], on),
+      images,
+      torch.tensor(scale, [1, channels, 1, 1], on),
+    ]) as Tensor;
+  });
+}
+
+/** The means and standard deviations of a normalization, checked against the channels they make. */
+function normalizationOf(stats: NormalizationName | NormalizeStats, channels: number): NormalizeStats {
   const { mean, std } = typeof stats === 'string' ? NORMALIZATIONS[stats] : stats;
   if (mean.length !== std.length || (mean.length !== 1 && mean.length !== channels)) {
     throw new RangeError(`normalize: ${mean.length} means and ${std.length} stds for ${channels} channels`);
   }
-  if (inChannels !== 1 && inChannels !== channels) {
-    throw new RangeError(`normalize: cannot make ${channels} channels from ${inChannels}`);
-  }
-  // One broadcasting op: bias + images · scale, straight into the [B, channels, H, W] result.
-  return torch.tidy(() => {
-    const scale = torch.tensor(
-      Float32Array.from({ length: channels }, (_, c) => 1 / std[std.length === 1 ? 0 : c]!),
-      [1, channels, 1, 1],
-      { device: images.device },
-    );
-    const bias = torch.tensor(
-      Float32Array.from({ length: channels }, (_, c) => {
-        const k = mean.length === 1 ? 0 : c;
-        return -mean[k]! / std[k]!;
-      }),
-      [1, channels, 1, 1],
-      { device: images.device },
-    );
-    return addcmul([bias, images, scale]) as Tensor;
-  });
+  return { mean, std };
+}
+
+/**
+ * `(x · input - mean) / std` per output channel as `x · scale + bias`: with
+ * `input` = 1/255, of pixel levels 0–255.
+ */
+function normalizationTerms(
+  mean: readonly number[],
+  std: readonly number[],
+  channels: number,
+  input: number,
+): { scale: Float32Array; bias: Float32Array } {
+  const at = (values: readonly number[], c: number): number => values[values.length === 1 ? 0 : c]!;
+  return {
+    scale: Float32Array.from({ length: channels }, (_, c) => input / at(std, c)),
+    bias: Float32Array.from({ length: channels }, (_, c) => -at(mean, c) / at(std, c)),
+  };
 }
 
 /** Options of an {@link Augmentation}. */
@@ -319,11 +335,44 @@ export class Augmentation {
   apply(images: Tensor, rng: Prng): Tensor {
     const [batch, , height, width] = checkBatch(images, 'augmentation');
     const params = this.sample(batch, height, width, rng);
-    return this.finish(() => {
-      const identity = params.flip.every((f) => !f) && params.angle.every((a) => a === 0);
-      if (identity && params.size[0] === height && params.size[1] === width) return images;
-      return identity ? crop(images, params.offset, params.size) : affineAugment(images, params);
-    });
+    return this.finish(() => this.geometric(images, params));
+  }
+
+  /** Flip, rotation and crop: the exact crop when nothing turns, else one resampling pass. */
+  private geometric(images: Tensor, params: AffineParams): Tensor {
+    const [, , height, width] = images.shape as [number, number, number, number];
+    const identity = params.flip.every((f) => !f) && params.angle.every((a) => a === 0);
+    if (identity && params.size[0] === height && params.size[1] === width) return images;
+    return identity ? crop(images, params.offset, params.size) : affineAugment(images, params);
+  }
+
+  /**
+   * One random view of grey uint8 pixels `[B, 1, H, W]` (levels 0–255): the
+   * same draws as {@link apply}, and its view of `pixels / 255` to float
+   * rounding. On the CPU without a resize, flip, rotation, crop, normalization
+   * and grey → channels are one native pass that reads the uint8 pixels
+   * (`affineSampleGrey`), written into `allocate(shape)` when given (a
+   * loader's reused buffer); otherwise the pixels go through {@link apply}.
+   */
+  applyToPixels(pixels: Tensor, rng: Prng, allocate?: (shape: readonly number[]) => Tensor): Tensor {
+    const shape = pixels.shape;
+    if (shape.length !== 4 || pixels.dtype !== 'uint8') {
+      throw new TypeError(
+        `augmentation: expected uint8 pixels [B, 1, H, W], got ${pixels.dtype} [${shape.join(', ')}]`,
+      );
+    }
+    const [batch, channels, height, width] = shape as [number, number, number, number];
+    const params = this.sample(batch, height, width, rng);
+    const target = this.options.resize;
+    const resized = target !== undefined && (params.size[0] !== target || params.size[1] !== target);
+    if (pixels.device !== 'cpu' || channels !== 1 || resized) {
+      return torch.tidy(() => this.finish(() => this.geometric(pixels.float().div_(255), params)));
+    }
+    const { mean, std } = normalizationOf(this.options.normalize, this.options.channels);
+    const { scale, bias } = normalizationTerms(mean, std, this.options.channels, 1 / 255);
+    const theta = affineMatrices(params, height, width);
+    const out = allocate?.([batch, this.options.channels, params.size[0], params.size[1]]);
+    return torch.affineSampleGrey(pixels, theta, params.size, scale, bias, out);
   }
 
   /** Two independent random views of the same images (MoCo's query and key). */

@@ -13,6 +13,7 @@
  * same images.
  */
 import * as torch from '../torch/index.js';
+import { BufferPool } from './buffer-pool.js';
 import { type ImageCache } from './cache.js';
 import { combineSeeds, Prng } from './prng.js';
 import { type LabelValue } from './records.js';
@@ -28,6 +29,15 @@ export interface LoaderRecord {
 /** A batch transform drawing its randomness from the batch's generator ({@link Augmentation} is one). */
 export interface BatchAugmentation {
   apply(images: Tensor, rng: Prng): Tensor;
+  /**
+   * `apply` on grey uint8 pixels `[B, 1, H, W]` (levels 0–255): the same draws
+   * and, to float rounding, the same view as `apply(pixels / 255, rng)`. When
+   * present, a loader hands it the batch as read, so that no float copy of the
+   * batch is made ({@link Augmentation} fuses the whole view into one pass),
+   * and `allocate`, which gives float tensors of a shape from buffers the
+   * loader reuses once earlier batches are disposed (it may be left unused).
+   */
+  applyToPixels?(pixels: Tensor, rng: Prng, allocate?: (shape: readonly number[]) => Tensor): Tensor;
   /**
    * Draws (and drops) what `apply` would draw for `count` images of
    * `height` × `width`, so that a shard of a batch gets exactly the draws its
@@ -67,7 +77,10 @@ export interface LoaderOptions {
   records?: readonly LoaderRecord[];
   /** Label names to put in `labels` (needs `records` with labels). */
   tasks?: readonly string[];
-  /** Applied to each batch (float [B, 1, S, S] in [0, 1]); without it, the plain images. */
+  /**
+   * Applied to each batch (float [B, 1, S, S] in [0, 1], or the uint8 pixels
+   * when it has `applyToPixels`); without it, the plain images.
+   */
   augment?: BatchAugmentation;
   /** Independent augmented views per batch: 2 for MoCo's query and key (default 1). */
   views?: number;
@@ -278,15 +291,20 @@ export class BatchLoader {
     if (!Number.isInteger(startBatch) || startBatch < 0) {
       throw new RangeError(`loader: startBatch must be a non-negative integer, got ${startBatch}`);
     }
+    // An augmentation that takes the uint8 pixels gets them as read; the rest get floats in [0, 1].
+    const pixelsIn = this.config.augment?.applyToPixels !== undefined;
+    // Views are written into buffers reused once their batch is disposed: room for the batch being
+    // trained on, the one being made and one the caller still holds.
+    const pool = new BufferPool(3 * this.options.views);
     let pending = startBatch < count ? read(startBatch) : undefined;
     try {
       for (let k = startBatch; k < count; k++) {
         const bytes = await pending!;
         const items = itemsOf(k);
-        const images = this.toTensor(bytes, bytes.length / imageBytes);
+        const images = this.toTensor(bytes, bytes.length / imageBytes, pixelsIn);
         pending = k + 1 < count ? read(k + 1) : undefined;
         try {
-          yield this.assemble(epoch, k, items, partnersOf(k), images, batchItems(k).length);
+          yield this.assemble(epoch, k, items, partnersOf(k), images, batchItems(k).length, pixelsIn ? pool : undefined);
         } finally {
           images.dispose();
         }
@@ -294,6 +312,7 @@ export class BatchLoader {
     } finally {
       // A caller that stops early leaves a read in flight; its outcome no longer matters.
       pending?.catch(() => undefined);
+      pool.dispose();
     }
   }
 
@@ -303,12 +322,13 @@ export class BatchLoader {
     return [Math.floor((rank * rows) / count), Math.floor(((rank + 1) * rows) / count)];
   }
 
-  private toTensor(bytes: Uint8Array, batch: number): Tensor {
+  private toTensor(bytes: Uint8Array, batch: number, pixelsIn: boolean): Tensor {
     const size = this.cache.size;
     const device = this.config.device ?? 'cpu';
     return torch.tidy(() => {
       const pixels = torch.tensor(bytes, [batch, 1, size, size]);
-      return (device === 'cpu' ? pixels : pixels.to(device)).float().div_(255);
+      const there = device === 'cpu' ? pixels : pixels.to(device);
+      return pixelsIn ? there : there.float().div_(255);
     });
   }
 
@@ -320,6 +340,7 @@ export class BatchLoader {
     partners: number[] | undefined,
     images: Tensor,
     globalRows: number,
+    pool: BufferPool | undefined,
   ): Batch {
     const { augment } = this.config;
     const rng = new Prng(combineSeeds(this.options.seed, epoch, index, 1));
@@ -334,7 +355,13 @@ export class BatchLoader {
         const source = v === 0 ? own : partnerImages;
         // The rows before and after this shard draw from the batch's generator as in a one-process run.
         if (count > 1) augment?.skip!(start, height, width, rng);
-        views.push(augment && source.size(0) > 0 ? augment.apply(source, rng) : source.clone());
+        views.push(
+          augment === undefined || source.size(0) === 0
+            ? source.clone()
+            : pool !== undefined
+              ? augment.applyToPixels!(source, rng, (shape) => pool.take(shape))
+              : augment.apply(source, rng),
+        );
         if (count > 1) augment?.skip!(globalRows - end, height, width, rng);
       }
     } catch (error) {

@@ -3,6 +3,7 @@
  * selecting, and the neural-network functions (`torch.nn.functional`).
  */
 import { aten } from './aten.js';
+import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 
 const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
@@ -225,6 +226,38 @@ export function gridSample(
   if (mode === undefined) throw new TypeError(`gridSample: unknown mode '${String(options.mode)}'`);
   if (padding === undefined) throw new TypeError(`gridSample: unknown paddingMode '${String(options.paddingMode)}'`);
   return aten.gridSampler([input, grid, mode, padding, options.alignCorners ?? false]) as Tensor;
+}
+
+/**
+ * Samples each grey uint8 image of `[N, 1, H, W]` through its affine matrix
+ * (`theta`, N × 6 values laid out as `affineGrid`'s `[N, 2, 3]`) into a
+ * `size` window, bilinear with zero fill, and writes output channel c as
+ * `sample · scale[c] + bias[c]` (pixel levels 0–255 in): float `[N, C, h, w]`.
+ * Equal, to float rounding, to `gridSample(images.float(), affineGrid(theta,
+ * [N, 1, h, w]), { alignCorners: false })` followed by the per-channel scale
+ * and shift, in one pass instead of five (CPU only). With `out` (contiguous
+ * float, the result's shape) the result is written there and `out` returned.
+ */
+export function affineSampleGrey(
+  images: Tensor,
+  theta: Float32Array,
+  size: [number, number],
+  scale: Float32Array,
+  bias: Float32Array,
+  out?: Tensor,
+): Tensor {
+  if (out === undefined) return native.affineSampleGrey(images, theta, size[0], size[1], scale, bias) as Tensor;
+  native.affineSampleGrey(images, theta, size[0], size[1], scale, bias, out);
+  return out;
+}
+
+/**
+ * How many tensors (views and aliases included) share `t`'s storage: 1 when
+ * `t` is its only user, so that its memory may be written again without
+ * changing any other tensor (one autograd saved, say).
+ */
+export function storageUseCount(t: Tensor): number {
+  return native.storageUseCount(t);
 }
 
 /** Resizes `[N, C, H, W]` to `size` or by `scaleFactor`, as `torch.nn.functional.interpolate`. */

@@ -71,6 +71,16 @@ export interface NativeAddon {
   isGradEnabled(): boolean;
   buildInfo(): BuildInfo;
   setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number): [boolean, number];
+  affineSampleGrey(
+    images: unknown,
+    theta: Float32Array,
+    outHeight: number,
+    outWidth: number,
+    scale: Float32Array,
+    bias: Float32Array,
+    out?: unknown,
+  ): unknown;
+  storageUseCount(tensor: unknown): number;
 }
 
 function packageRoot(): string {

@@ -197,4 +197,32 @@ describe('Augmentation', () => {
     const evaluated = torch.tidy(() => augmentation.evaluate(batch).shape);
     assert.deepEqual(evaluated, [6, 1, 15, 15]);
   });
+
+  it("on uint8 pixels, the fused pass gives the float path's draws and view", () => {
+    const [b, h, w] = [5, 30, 34];
+    const rng = new Prng(21);
+    const levels = Uint8Array.from({ length: b * h * w }, () => rng.below(256));
+    const cases: [string, Augmentation][] = [
+      [
+        'flip, rotation, crop, ImageNet to 3 channels',
+        new Augmentation({ flip: 0.5, rotate: 10, crop: 24, normalize: 'imagenet' }),
+      ],
+      ['MoCo-CXR at the full size', mocoCxrAugmentation(30, { crop: 30 })],
+      ['crop alone, grey kept', new Augmentation({ crop: 20, normalize: 'moco-cxr', channels: 1 })],
+    ];
+    for (const [name, augmentation] of cases) {
+      const fusedDraws = new Prng(4);
+      const [fused, reference] = torch.tidy(() => {
+        const pixels = torch.tensor(levels, [b, 1, h, w]);
+        const out = augmentation.applyToPixels(pixels, fusedDraws);
+        return [values(out), values(augmentation.apply(pixels.float().div(255), new Prng(4)))];
+      });
+      const after = new Prng(4);
+      augmentation.sample(b, h, w, after);
+      assert.equal(fusedDraws.next(), after.next(), `${name}: the same draws, no more`);
+      assert.equal(fused.length, reference.length, name);
+      // Two samplings of the same geometry (see the rotate test for the scale).
+      assertClose(fused, reference, name, { ops: 16, scale: maxAbs(reference) * Math.max(h, w) });
+    }
+  });
 });

@@ -6,7 +6,9 @@ import sharp from 'sharp';
 
 import { mocoCxrAugmentation } from '../../src/data/augment.js';
 import { buildCache, type ImageCache } from '../../src/data/cache.js';
+import { BufferPool } from '../../src/data/buffer-pool.js';
 import { BatchLoader, type Batch } from '../../src/data/loader.js';
+import * as torch from '../../src/torch/index.js';
 import { tempDir } from '../helpers/oracle.js';
 
 const COUNT = 23;
@@ -227,5 +229,53 @@ describe('batch loader', () => {
       assert.deepEqual(batch.views[1]!.data(), batch.views[0]!.data());
       batch.dispose();
     }
+  });
+
+  it('reuses view buffers only once their batch is disposed: a batch kept longer keeps its pixels', async () => {
+    const options = { batchSize: 4, seed: 9, augment: mocoCxrAugmentation(6), views: 2, dropLast: true };
+    const expected: Float32Array[][] = [];
+    for await (const batch of new BatchLoader(cache, options).epoch(1)) {
+      expected.push(batch.views.map((view) => view.data() as Float32Array));
+      batch.dispose();
+    }
+    // All batches held to the end: none may be overwritten by a later one.
+    const kept: Batch[] = [];
+    for await (const batch of new BatchLoader(cache, options).epoch(1)) kept.push(batch);
+    assert.deepEqual(
+      kept.map((batch) => batch.views.map((view) => view.data() as Float32Array)),
+      expected,
+    );
+    kept.forEach((batch) => batch.dispose());
+    // Disposed batches free their buffers for the next: the epoch repeats exactly after reuse too.
+    const again: Float32Array[][] = [];
+    for await (const batch of new BatchLoader(cache, options).epoch(1)) {
+      again.push(batch.views.map((view) => view.data() as Float32Array));
+      batch.dispose();
+    }
+    assert.deepEqual(again, expected);
+  });
+});
+
+describe('buffer pool', () => {
+  it('hands a buffer out again only when no other tensor shares its storage', () => {
+    const pool = new BufferPool(2);
+    const first = pool.take([2, 3]);
+    first.fill_(1);
+    const firstId = first._storageId();
+    const saved = first.narrow(0, 0, 1);
+    first.dispose();
+    // A view still alive holds the storage: the next take gets another buffer.
+    const second = pool.take([2, 3]);
+    assert.notEqual(second._storageId(), firstId);
+    saved.dispose();
+    const third = pool.take([2, 3]);
+    assert.equal(third._storageId(), firstId);
+    // Past the limit, fresh tensors that the pool does not keep.
+    const fourth = pool.take([2, 3]);
+    assert.notEqual(fourth._storageId(), firstId);
+    assert.notEqual(fourth._storageId(), second._storageId());
+    pool.dispose();
+    assert.deepEqual(third.toArray(), [1, 1, 1, 1, 1, 1], 'views outlive the pool');
+    torch.dispose([second, third, fourth]);
   });
 });

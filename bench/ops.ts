@@ -9,10 +9,11 @@
  * Target: ours ≤ PyTorch's (ratio ≤ 1.0).
  *
  * Run: `npm run bench -- ops` (`--quick` for fewer adds; `--keep` keeps the
- * callgrind files for `callgrind_annotate --inclusive=yes`).
+ * callgrind files for `callgrind_annotate --inclusive=yes`; `--step` adds the
+ * binding's share of a ResNet18 training step, several minutes under callgrind).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,25 +23,30 @@ import { PYTHON } from './python.js';
 
 const quick = process.argv.includes('--quick');
 const keepFiles = process.argv.includes('--keep');
+const withCrossings = process.argv.includes('--step');
 const N = quick ? 5_000 : 20_000;
 const WARMUP = 2_000;
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+// One script, several variants: `add` is `a.add(b)` (the unboxed path),
+// `boxed` the same operator through the boxed path (its arguments in an array),
+// `method` a tensor method that reads metadata (`_dim`).
 const oursScript = `
 import * as torch from ${JSON.stringify(join(root, 'src', 'torch', 'index.ts'))};
-const n = Number(process.argv[2]);
+import { native } from ${JSON.stringify(join(root, 'src', 'torch', 'native.ts'))};
+const variant = process.argv[2];
+const n = Number(process.argv[3]);
 const a = torch.ones([1]);
 const b = torch.ones([1]);
-for (let i = 0; i < ${WARMUP}; i++) a.add(b).dispose();
-for (let i = 0; i < n; i++) a.add(b).dispose();
-`;
-
-const pythonScript = `
-import sys, torch
-n = int(sys.argv[1])
-a = torch.ones(1); b = torch.ones(1)
-for _ in range(${WARMUP}): torch.add(a, b)
-for _ in range(n): torch.add(a, b)
+const id = native.resolve('aten::add', 'Tensor').id;
+const runs = {
+  add: () => a.add(b).dispose(),
+  boxed: () => native.call(id, [a, b, 1]).dispose(),
+  method: () => a._dim(),
+};
+const run = runs[variant];
+for (let i = 0; i < ${WARMUP}; i++) run();
+for (let i = 0; i < n; i++) run();
 `;
 
 // libhwy (loaded with libtorch's Debian dependencies) calibrates a timer with
@@ -62,8 +68,8 @@ function valgrindPresent(): boolean {
   return spawnSync('valgrind', ['--version'], { encoding: 'utf8' }).status === 0;
 }
 
-/** Instructions callgrind counted over the whole run of `command` (all threads). */
-function instructions(dir: string, label: string, command: string[], stub: string): number {
+/** Runs `command` under callgrind; returns the total instructions (all threads) and the output file. */
+function instructions(dir: string, label: string, command: string[], stub: string): { total: number; file: string } {
   const out = join(dir, `callgrind.${label}.out`);
   const result = spawnSync('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, ...command], {
     cwd: root,
@@ -74,13 +80,163 @@ function instructions(dir: string, label: string, command: string[], stub: strin
   if (result.status !== 0) throw new Error(`${command.join(' ')} under callgrind failed:\n${result.stderr}`);
   const summary = /^summary:\s*(\d+)/m.exec(readFileSync(out, 'utf8'));
   if (summary === null) throw new Error(`no summary line in ${out}`);
-  return Number(summary[1]);
+  return { total: Number(summary[1]), file: out };
 }
 
-function perOp(dir: string, side: string, command: (n: number) => string[], stub: string): number {
-  const base = instructions(dir, `${side}.0`, command(0), stub);
-  const full = instructions(dir, `${side}.${N}`, command(N), stub);
-  return (full - base) / N;
+// The autograd layer's add kernel and everything below it: the same work on
+// both sides, so what a side spends outside it is its binding's cost.
+const KERNEL = /VariableType.*add_Tensor/;
+
+/** Inclusive instructions of the first function matching `pattern` in a callgrind file (0 if absent). */
+function inclusive(file: string, pattern: RegExp): number {
+  const result = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
+  if (result.status !== 0) throw new Error(`callgrind_annotate ${file} failed:\n${result.stderr}`);
+  for (const line of result.stdout.split('\n')) {
+    const match = /^\s*([\d,]+)\s.*?\s(\S+:\S.*)$/.exec(line);
+    if (match !== null && pattern.test(match[2] as string)) return Number((match[1] as string).replace(/,/g, ''));
+  }
+  return 0;
+}
+
+interface PerOp {
+  /** Instructions per call, all of them. */
+  total: number;
+  /** Of those, inside the autograd add kernel and below. */
+  kernel: number;
+}
+
+function perOp(dir: string, label: string, command: (n: number) => string[], stub: string): PerOp {
+  const full = instructions(dir, `${label}.${N}`, command(N), stub);
+  const empty = instructions(dir, `${label}.0`, command(0), stub);
+  return {
+    total: (full.total - empty.total) / N,
+    kernel: (inclusive(full.file, KERNEL) - inclusive(empty.file, KERNEL)) / N,
+  };
+}
+
+// ---- the binding's share of a training step ---------------------------------
+// One ResNet18 Adam step (forward, loss, backward, update) at batch 32 on
+// 1×128 px input, as in \`bench/models.ts\`. Its operator calls and tensor-method
+// calls are counted (natively, by wrapping the addon's functions), priced at
+// the per-call binding cost measured above, and set against the instructions
+// callgrind counts for the whole step. 128 px is the smaller of the models
+// benchmark's sizes: at 224 px the kernels do about 3× the work for the same calls.
+const STEP = { batch: 32, size: 128 };
+
+const stepScript = `
+import { native } from ${JSON.stringify(join(root, 'src', 'torch', 'native.ts'))};
+const unboxed = new Map();
+const resolve = native.resolve;
+native.resolve = (name, overload) => {
+  const made = resolve(name, overload);
+  unboxed.set(made.id, made.unboxed);
+  return made;
+};
+const torch = await import(${JSON.stringify(join(root, 'src', 'torch', 'index.ts'))});
+const { createModel } = await import(${JSON.stringify(join(root, 'src', 'models', 'index.ts'))});
+const { Adam } = await import(${JSON.stringify(join(root, 'src', 'optim', 'index.ts'))});
+const mode = process.argv[2];
+torch.manualSeed(0);
+const model = createModel('resnet18', { numClasses: 1 });
+model.setInputChannels(1, 'repeat');
+model.train();
+const optimizer = new Adam(model.parameters(), { lr: 1e-4 });
+const x = torch.rand([${STEP.batch}, 1, ${STEP.size}, ${STEP.size}]);
+const y = torch.tidy(() => torch.rand([${STEP.batch}, 1]).round());
+const step = () =>
+  torch.tidy(() => {
+    const loss = torch.binaryCrossEntropyWithLogits(model.forward(x), y);
+    optimizer.zeroGrad(true);
+    loss.backward();
+    optimizer.step();
+  });
+step(); // warm-up: operators resolve, the allocator fills
+if (mode === 'count') {
+  const counts = { unboxed: 0, boxed: 0, method: 0, dispose: 0, other: 0 };
+  for (const key of Object.keys(native)) {
+    const fn = native[key];
+    if (typeof fn !== 'function' || key === 'TensorHandle') continue;
+    native[key] = (...args) => {
+      if (key === 'invoke' || key === 'invokeInPlace') counts[unboxed.get(args[0]) ? 'unboxed' : 'boxed']++;
+      else if (key === 'call') counts.boxed++;
+      else counts.other++;
+      return fn(...args);
+    };
+  }
+  const proto = native.TensorHandle.prototype;
+  for (const key of Object.getOwnPropertyNames(proto)) {
+    const fn = proto[key];
+    if (typeof fn !== 'function' || key === 'constructor') continue;
+    Object.defineProperty(proto, key, {
+      value: function (...args) {
+        counts[key === 'dispose' ? 'dispose' : 'method']++;
+        return fn.apply(this, args);
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
+  step();
+  console.log(JSON.stringify(counts));
+} else {
+  // Each getNumThreads call marks a callgrind dump: the part between the two is one step.
+  native.getNumThreads();
+  step();
+  native.getNumThreads();
+}
+`;
+
+interface Prices {
+  unboxed: number;
+  boxed: number;
+  method: number;
+}
+
+function stepShare(dir: string, stub: string, prices: Prices): void {
+  const file = join(dir, 'step.ts');
+  writeFileSync(file, stepScript);
+  const counted = spawnSync(process.execPath, ['--import', 'tsx', file, 'count'], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env: { ...process.env, OMP_NUM_THREADS: '1' },
+  });
+  if (counted.status !== 0) throw new Error(`counting the step's calls failed:\n${counted.stderr}`);
+  const lines = counted.stdout.trim().split('\n');
+  const counts = JSON.parse(lines[lines.length - 1] as string) as Prices & { dispose: number; other: number };
+  const out = join(dir, 'callgrind.step.out');
+  const result = spawnSync(
+    'valgrind',
+    ['--tool=callgrind', `--callgrind-out-file=${out}`, '--dump-before=*GetNumThreads*', process.execPath, '--import', 'tsx', file, 'time'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 1 << 26,
+      env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LD_PRELOAD: stub },
+    },
+  );
+  if (result.status !== 0) throw new Error(`the step under callgrind failed:\n${result.stderr}`);
+  // Dumps are numbered in order; the second holds what ran between the two marks.
+  const part = readdirSync(dir)
+    .filter((name) => /^callgrind\.step\.out\.\d+$/.test(name))
+    .sort((p, q) => Number(p.split('.').pop()) - Number(q.split('.').pop()))[1];
+  if (part === undefined) throw new Error(`callgrind wrote no dump for the step in ${dir}`);
+  const totals = /^(?:summary|totals):\s*(\d+)/m.exec(readFileSync(join(dir, part), 'utf8'));
+  if (totals === null) throw new Error(`no totals line in ${part}`);
+  const total = Number(totals[1]);
+  // A result's dispose (by the tidy scope) is part of the priced add, so dispose calls add nothing.
+  const binding = counts.unboxed * prices.unboxed + counts.boxed * prices.boxed + counts.method * prices.method;
+  console.log(
+    `ResNet18 Adam step, batch ${STEP.batch}, 1x${STEP.size}: ${counts.unboxed} unboxed + ${counts.boxed} boxed operator calls, ` +
+      `${counts.method} tensor-method calls, ${counts.dispose} disposes, ${counts.other} other addon calls`,
+  );
+  console.log(
+    `  step ${(total / 1e9).toFixed(2)} G instructions; binding (calls x per-call cost) ${(binding / 1e6).toFixed(2)} M = ` +
+      `${((100 * binding) / total).toFixed(3)}% of the step`,
+  );
 }
 
 printMachine();
@@ -95,14 +251,38 @@ if (!valgrindPresent()) {
     writeFileSync(pythonFile, pythonScript);
     console.log(`ops benchmark: ${N} one-element adds after ${WARMUP} warm-up, instructions counted by callgrind`);
     const stub = buildStub(dir);
-    const ours = perOp(dir, 'ours', (n) => [process.execPath, '--import', 'tsx', oursFile, String(n)], stub);
+    const node = (variant: string) => (n: number) => [process.execPath, '--import', 'tsx', oursFile, variant, String(n)];
+    const ours = perOp(dir, 'ours.add', node('add'), stub);
     const theirs = perOp(dir, 'pytorch', (n) => [PYTHON, pythonFile, String(n)], stub);
-    const ratio = ours / theirs;
+    const ratio = ours.total / theirs.total;
     console.log(
-      `${'1-element add, instructions per op'.padEnd(44)} ours ${ours.toFixed(0).padStart(10)}  pytorch ${theirs
+      `${'1-element add, instructions per op'.padEnd(44)} ours ${ours.total.toFixed(0).padStart(10)}  pytorch ${theirs.total
         .toFixed(0)
         .padStart(10)}  ratio ${ratio.toFixed(3)}x  target <= 1.00x ${ratio <= 1 ? 'MET' : 'NOT MET'}`,
     );
+    console.log(
+      `${'  of which the add kernel (autograd and below)'.padEnd(44)} ours ${ours.kernel.toFixed(0).padStart(10)}  pytorch ${theirs.kernel
+        .toFixed(0)
+        .padStart(10)}`,
+    );
+    console.log(
+      `${'  outside it (the binding)'.padEnd(44)} ours ${(ours.total - ours.kernel).toFixed(0).padStart(10)}  pytorch ${(
+        theirs.total - theirs.kernel
+      )
+        .toFixed(0)
+        .padStart(10)}  ratio ${((ours.total - ours.kernel) / (theirs.total - theirs.kernel)).toFixed(3)}x`,
+    );
+    if (withCrossings) {
+      const boxed = perOp(dir, 'ours.boxed', node('boxed'), stub);
+      const method = perOp(dir, 'ours.method', node('method'), stub);
+      console.log(`${'boxed add (arguments in an array)'.padEnd(44)} ours ${boxed.total.toFixed(0).padStart(10)}`);
+      console.log(`${'tensor method (_dim)'.padEnd(44)} ours ${method.total.toFixed(0).padStart(10)}`);
+      stepShare(dir, stub, {
+        unboxed: ours.total - ours.kernel,
+        boxed: boxed.total - boxed.kernel,
+        method: method.total,
+      });
+    }
     if (keepFiles) console.log(`callgrind files kept in ${dir}`);
   } finally {
     if (!keepFiles) rmSync(dir, { recursive: true, force: true });

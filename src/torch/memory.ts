@@ -24,6 +24,20 @@ export function track(tensor: Disposable): void {
   if (scope !== undefined) scope.add(tensor);
 }
 
+/**
+ * Registers the tensors of a native result (a tensor, null, a number, or arrays
+ * of these) with the innermost tidy scope, if any. Tensors made in C++ do not
+ * run the Tensor constructor, so whoever receives one from the addon calls this.
+ */
+export function trackResult(value: unknown): void {
+  if (scopes.length === 0 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value as unknown[]) trackResult(item);
+    return;
+  }
+  (scopes[scopes.length - 1] as Set<Disposable>).add(value as Disposable);
+}
+
 /** Exempts a tensor from every enclosing tidy scope; the caller now owns it. */
 export function keep<T extends Disposable>(tensor: T): T {
   for (const scope of scopes) scope.delete(tensor);

@@ -10,10 +10,10 @@
  *
  * Run: `npm run bench -- ops` (`--quick` for fewer adds; `--keep` keeps the
  * callgrind files for `callgrind_annotate --inclusive=yes`; `--step` adds the
- * binding's share of a ResNet18 training step, several minutes under callgrind).
+ * binding's share of a ResNet18 training step).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,14 @@ const runs = {
 const run = runs[variant];
 for (let i = 0; i < ${WARMUP}; i++) run();
 for (let i = 0; i < n; i++) run();
+`;
+
+const pythonScript = `
+import sys, torch
+n = int(sys.argv[1])
+a = torch.ones(1); b = torch.ones(1)
+for _ in range(${WARMUP}): torch.add(a, b)
+for _ in range(n): torch.add(a, b)
 `;
 
 // libhwy (loaded with libtorch's Debian dependencies) calibrates a timer with
@@ -119,12 +127,15 @@ function perOp(dir: string, label: string, command: (n: number) => string[], stu
 
 // ---- the binding's share of a training step ---------------------------------
 // One ResNet18 Adam step (forward, loss, backward, update) at batch 32 on
-// 1×128 px input, as in \`bench/models.ts\`. Its operator calls and tensor-method
-// calls are counted (natively, by wrapping the addon's functions), priced at
-// the per-call binding cost measured above, and set against the instructions
-// callgrind counts for the whole step. 128 px is the smaller of the models
-// benchmark's sizes: at 224 px the kernels do about 3× the work for the same calls.
-const STEP = { batch: 32, size: 128 };
+// 1×224 px input, as in \`bench/models.ts\`. Its operator calls and
+// tensor-method calls are counted (by wrapping the addon's functions) and
+// priced at the per-call binding cost: callgrind gives each call's
+// instructions and how many of them are the add kernel's, and the same process
+// times the step and a loop of each kind of call, so the share of the step is
+// (calls × binding time per call) / step time. A whole step under callgrind
+// would take hours on a shared 2-core machine, and wall times there are noisy:
+// read the share as an estimate of its size, not to three digits.
+const STEP = { batch: 32, size: 224 };
 
 const stepScript = `
 import { native } from ${JSON.stringify(join(root, 'src', 'torch', 'native.ts'))};
@@ -138,7 +149,6 @@ native.resolve = (name, overload) => {
 const torch = await import(${JSON.stringify(join(root, 'src', 'torch', 'index.ts'))});
 const { createModel } = await import(${JSON.stringify(join(root, 'src', 'models', 'index.ts'))});
 const { Adam } = await import(${JSON.stringify(join(root, 'src', 'optim', 'index.ts'))});
-const mode = process.argv[2];
 torch.manualSeed(0);
 const model = createModel('resnet18', { numClasses: 1 });
 model.setInputChannels(1, 'repeat');
@@ -154,88 +164,89 @@ const step = () =>
     optimizer.step();
   });
 step(); // warm-up: operators resolve, the allocator fills
-if (mode === 'count') {
-  const counts = { unboxed: 0, boxed: 0, method: 0, dispose: 0, other: 0 };
-  for (const key of Object.keys(native)) {
-    const fn = native[key];
-    if (typeof fn !== 'function' || key === 'TensorHandle') continue;
-    native[key] = (...args) => {
-      if (key === 'invoke' || key === 'invokeInPlace') counts[unboxed.get(args[0]) ? 'unboxed' : 'boxed']++;
-      else if (key === 'call') counts.boxed++;
-      else counts.other++;
-      return fn(...args);
-    };
-  }
-  const proto = native.TensorHandle.prototype;
-  for (const key of Object.getOwnPropertyNames(proto)) {
-    const fn = proto[key];
-    if (typeof fn !== 'function' || key === 'constructor') continue;
-    Object.defineProperty(proto, key, {
-      value: function (...args) {
-        counts[key === 'dispose' ? 'dispose' : 'method']++;
-        return fn.apply(this, args);
-      },
-      writable: true,
-      configurable: true,
-    });
-  }
+const stepMs = [];
+for (let i = 0; i < 3; i++) {
+  const start = performance.now();
   step();
-  console.log(JSON.stringify(counts));
-} else {
-  // Each getNumThreads call marks a callgrind dump: the part between the two is one step.
-  native.getNumThreads();
-  step();
-  native.getNumThreads();
+  stepMs.push(performance.now() - start);
 }
+stepMs.sort((p, q) => p - q);
+const a = torch.ones([1]);
+const b = torch.ones([1]);
+const id = native.resolve('aten::add', 'Tensor').id;
+const perCallUs = (run) => {
+  for (let i = 0; i < 2000; i++) run();
+  const start = performance.now();
+  for (let i = 0; i < 20000; i++) run();
+  return ((performance.now() - start) * 1000) / 20000;
+};
+const times = {
+  stepMs: stepMs[1],
+  addUs: perCallUs(() => a.add(b).dispose()),
+  boxedUs: perCallUs(() => native.call(id, [a, b, 1]).dispose()),
+  methodUs: perCallUs(() => a._dim()),
+};
+const counts = { unboxed: 0, boxed: 0, method: 0, dispose: 0, other: 0 };
+for (const key of Object.keys(native)) {
+  const fn = native[key];
+  if (typeof fn !== 'function' || key === 'TensorHandle') continue;
+  native[key] = (...args) => {
+    if (key === 'invoke' || key === 'invokeInPlace') counts[unboxed.get(args[0]) ? 'unboxed' : 'boxed']++;
+    else if (key === 'call') counts.boxed++;
+    else counts.other++;
+    return fn(...args);
+  };
+}
+const proto = native.TensorHandle.prototype;
+for (const key of Object.getOwnPropertyNames(proto)) {
+  const fn = proto[key];
+  if (typeof fn !== 'function' || key === 'constructor') continue;
+  Object.defineProperty(proto, key, {
+    value: function (...args) {
+      counts[key === 'dispose' ? 'dispose' : 'method']++;
+      return fn.apply(this, args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+step();
+console.log(JSON.stringify({ counts, times }));
 `;
 
-interface Prices {
-  unboxed: number;
-  boxed: number;
-  method: number;
+interface StepReport {
+  counts: { unboxed: number; boxed: number; method: number; dispose: number; other: number };
+  times: { stepMs: number; addUs: number; boxedUs: number; methodUs: number };
 }
 
-function stepShare(dir: string, stub: string, prices: Prices): void {
-  const file = join(dir, 'step.ts');
+/** Prices one step's addon calls; `kernelShare` is the add kernel's part of an add's instructions. */
+function stepShare(dir: string, prices: { unboxed: number; boxed: number; method: number }, kernelShare: number): void {
+  const file = join(dir, 'step.mts');
   writeFileSync(file, stepScript);
-  const counted = spawnSync(process.execPath, ['--import', 'tsx', file, 'count'], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', file], {
     cwd: root,
     encoding: 'utf8',
     maxBuffer: 1 << 26,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
   });
-  if (counted.status !== 0) throw new Error(`counting the step's calls failed:\n${counted.stderr}`);
-  const lines = counted.stdout.trim().split('\n');
-  const counts = JSON.parse(lines[lines.length - 1] as string) as Prices & { dispose: number; other: number };
-  const out = join(dir, 'callgrind.step.out');
-  const result = spawnSync(
-    'valgrind',
-    ['--tool=callgrind', `--callgrind-out-file=${out}`, '--dump-before=*GetNumThreads*', process.execPath, '--import', 'tsx', file, 'time'],
-    {
-      cwd: root,
-      encoding: 'utf8',
-      maxBuffer: 1 << 26,
-      env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', LD_PRELOAD: stub },
-    },
-  );
-  if (result.status !== 0) throw new Error(`the step under callgrind failed:\n${result.stderr}`);
-  // Dumps are numbered in order; the second holds what ran between the two marks.
-  const part = readdirSync(dir)
-    .filter((name) => /^callgrind\.step\.out\.\d+$/.test(name))
-    .sort((p, q) => Number(p.split('.').pop()) - Number(q.split('.').pop()))[1];
-  if (part === undefined) throw new Error(`callgrind wrote no dump for the step in ${dir}`);
-  const totals = /^(?:summary|totals):\s*(\d+)/m.exec(readFileSync(join(dir, part), 'utf8'));
-  if (totals === null) throw new Error(`no totals line in ${part}`);
-  const total = Number(totals[1]);
-  // A result's dispose (by the tidy scope) is part of the priced add, so dispose calls add nothing.
-  const binding = counts.unboxed * prices.unboxed + counts.boxed * prices.boxed + counts.method * prices.method;
+  if (result.status !== 0) throw new Error(`the step measurement failed:\n${result.stderr}`);
+  const lines = result.stdout.trim().split('\n');
+  const { counts, times } = JSON.parse(lines[lines.length - 1] as string) as StepReport;
+  // Binding time per call: an add's time less its kernel's share; the boxed
+  // call runs the same kernel; a method call is all binding.
+  const kernelUs = times.addUs * kernelShare;
+  const bindingUs =
+    counts.unboxed * (times.addUs - kernelUs) +
+    counts.boxed * (times.boxedUs - kernelUs) +
+    counts.method * times.methodUs;
+  const instructions = counts.unboxed * prices.unboxed + counts.boxed * prices.boxed + counts.method * prices.method;
   console.log(
     `ResNet18 Adam step, batch ${STEP.batch}, 1x${STEP.size}: ${counts.unboxed} unboxed + ${counts.boxed} boxed operator calls, ` +
-      `${counts.method} tensor-method calls, ${counts.dispose} disposes, ${counts.other} other addon calls`,
+      `${counts.method} tensor-method calls, ${counts.dispose} disposes (priced with their adds), ${counts.other} other addon calls`,
   );
   console.log(
-    `  step ${(total / 1e9).toFixed(2)} G instructions; binding (calls x per-call cost) ${(binding / 1e6).toFixed(2)} M = ` +
-      `${((100 * binding) / total).toFixed(3)}% of the step`,
+    `  binding ${(instructions / 1e6).toFixed(2)} M instructions, ${(bindingUs / 1000).toFixed(2)} ms of a ` +
+      `${times.stepMs.toFixed(0)} ms step = ${((100 * bindingUs) / 1000 / times.stepMs).toFixed(2)}% ` +
+      `(per call: add ${times.addUs.toFixed(2)} us, boxed add ${times.boxedUs.toFixed(2)} us, method ${times.methodUs.toFixed(2)} us)`,
   );
 }
 
@@ -251,7 +262,14 @@ if (!valgrindPresent()) {
     writeFileSync(pythonFile, pythonScript);
     console.log(`ops benchmark: ${N} one-element adds after ${WARMUP} warm-up, instructions counted by callgrind`);
     const stub = buildStub(dir);
-    const node = (variant: string) => (n: number) => [process.execPath, '--import', 'tsx', oursFile, variant, String(n)];
+    const node = (variant: string) => (n: number) => [
+      process.execPath,
+      '--import',
+      'tsx',
+      oursFile,
+      variant,
+      String(n),
+    ];
     const ours = perOp(dir, 'ours.add', node('add'), stub);
     const theirs = perOp(dir, 'pytorch', (n) => [PYTHON, pythonFile, String(n)], stub);
     const ratio = ours.total / theirs.total;
@@ -277,11 +295,11 @@ if (!valgrindPresent()) {
       const method = perOp(dir, 'ours.method', node('method'), stub);
       console.log(`${'boxed add (arguments in an array)'.padEnd(44)} ours ${boxed.total.toFixed(0).padStart(10)}`);
       console.log(`${'tensor method (_dim)'.padEnd(44)} ours ${method.total.toFixed(0).padStart(10)}`);
-      stepShare(dir, stub, {
-        unboxed: ours.total - ours.kernel,
-        boxed: boxed.total - boxed.kernel,
-        method: method.total,
-      });
+      stepShare(
+        dir,
+        { unboxed: ours.total - ours.kernel, boxed: boxed.total - boxed.kernel, method: method.total },
+        ours.kernel / ours.total,
+      );
     }
     if (keepFiles) console.log(`callgrind files kept in ${dir}`);
   } finally {

@@ -4,11 +4,8 @@
  * freed explicitly with `dispose()`, or by a `tidy()` scope that frees every
  * tensor made inside it except what it returns or `keep()`s.
  *
- * Disposing frees a tensor's data at once, but Node releases the small record
- * it keeps per wrapper object (about 200 bytes) only when the event loop turns.
- * A loop that never awaits therefore still grows slowly (about 2 MB per 1,000
- * training steps of a dozen ops); long synchronous loops should yield now and
- * then, e.g. `await new Promise((done) => setImmediate(done))` every 100 steps.
+ * Disposing frees a tensor's data at once; the small native record behind
+ * each tensor object is freed when the garbage collector takes the object.
  */
 
 /** Anything that can be freed; the Tensor class satisfies it. */

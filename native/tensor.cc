@@ -21,11 +21,6 @@ int64_t ByteSize(const at::Tensor& t) {
   return bytes;
 }
 
-// Marks every wrapper this addon constructs, so that an argument is recognised
-// by one tag check rather than an instanceof walk (and never confused with an
-// object another addon wraps).
-const napi_type_tag kTensorTag = {0x6d6f636f2d637872ULL, 0x54656e736f724831ULL};
-
 Napi::Array ToArray(Napi::Env env, c10::IntArrayRef values) {
   Napi::Array out = Napi::Array::New(env, values.size());
   for (size_t i = 0; i < values.size(); ++i) {
@@ -46,154 +41,150 @@ c10::Device ParseDevice(Napi::Env env, const std::string& text) {
   }
 }
 
-Napi::Function TensorHandle::Define(Napi::Env env) {
-  return DefineClass(
-      env, "TensorHandle",
-      {
-          InstanceMethod("dispose", &TensorHandle::Dispose),
-          InstanceMethod("_isDisposed", &TensorHandle::IsDisposed),
-          InstanceMethod("_shape", &TensorHandle::Shape),
-          InstanceMethod("_strides", &TensorHandle::Strides),
-          InstanceMethod("_dtype", &TensorHandle::DType),
-          InstanceMethod("_device", &TensorHandle::Device),
-          InstanceMethod("_numel", &TensorHandle::Numel),
-          InstanceMethod("_dim", &TensorHandle::Dim),
-          InstanceMethod("_isContiguous", &TensorHandle::IsContiguous),
-          InstanceMethod("_bytes", &TensorHandle::Bytes),
-          InstanceMethod("_copyBytesTo", &TensorHandle::CopyBytesTo),
-          InstanceMethod("_item", &TensorHandle::Item),
-          InstanceMethod("_requiresGrad", &TensorHandle::RequiresGrad),
-          InstanceMethod("_setRequiresGrad", &TensorHandle::SetRequiresGrad),
-          InstanceMethod("_grad", &TensorHandle::Grad),
-          InstanceMethod("_setGrad", &TensorHandle::SetGrad),
-          InstanceMethod("_backward", &TensorHandle::Backward),
-          InstanceMethod("_retainGrad", &TensorHandle::RetainGrad),
-          InstanceMethod("_isLeaf", &TensorHandle::IsLeaf),
-          InstanceMethod("_gradFn", &TensorHandle::GradFn),
-          InstanceMethod("_storageId", &TensorHandle::StorageId),
-          InstanceMethod("_assign", &TensorHandle::Assign),
-      });
+const int64_t TensorHandle::kMarker = 0;
+
+void TensorHandle::Attach(v8::Isolate* isolate, v8::Local<v8::Object> object) {
+  object->SetAlignedPointerInInternalField(kRecordField, this);
+  object->SetAlignedPointerInInternalField(kMarkerField, const_cast<int64_t*>(&kMarker));
+  self_.Reset(isolate, object);
+  self_.SetWeak(this, OnCollected, v8::WeakCallbackType::kParameter);
 }
 
-TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
-  napi_type_tag_object(info.Env(), info.This(), &kTensorTag);
+// Runs inside the collector, so it touches no JavaScript: the bytes are left for
+// the next ordinary call to report.
+void TensorHandle::OnCollected(const v8::WeakCallbackInfo<TensorHandle>& info) {
+  TensorHandle* handle = info.GetParameter();
+  handle->self_.Reset();
+  if (!handle->disposed_) handle->data_->unreported -= handle->accounted_;
+  delete handle;
 }
 
-TensorHandle::~TensorHandle() {
-  // Finalizers may run without a usable environment for JS calls, but adjusting
-  // the external memory counter is allowed there.
-  if (!disposed_ && accounted_ != 0) {
-    int64_t ignored = 0;
-    napi_adjust_external_memory(Env(), -accounted_, &ignored);
+// `new TensorHandle()` (through the TypeScript subclass's super()) makes an
+// empty tensor object; results of operators are made by Make without it.
+void TensorHandle::Construct(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  if (!info.IsConstructCall()) {
+    isolate->ThrowException(v8::Exception::TypeError(
+        v8::String::NewFromUtf8Literal(isolate, "TensorHandle is a class: call it with new")));
+    return;
   }
+  auto* data = static_cast<AddonData*>(info.Data().As<v8::External>()->Value());
+  (new TensorHandle(data))->Attach(isolate, info.This());
 }
 
-void TensorHandle::Release(Napi::Env env) {
+void TensorHandle::ThrowUnusable(Napi::Env env) const {
+  if (disposed_) throw Napi::Error::New(env, "Tensor is disposed: it was freed by dispose() or by a tidy() scope");
+  throw Napi::Error::New(env, "Tensor is empty: make tensors with the torch functions, not with new Tensor()");
+}
+
+void TensorHandle::Release() {
   if (disposed_) return;
   disposed_ = true;
   tensor_ = at::Tensor();
-  if (accounted_ != 0) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
-    accounted_ = 0;
-  }
+  data_->Account(-accounted_);
+  accounted_ = 0;
+}
+
+void TensorHandle::Reset(at::Tensor tensor) {
+  Release();
+  disposed_ = false;
+  accounted_ = ByteSize(tensor);
+  tensor_ = std::move(tensor);
+  data_->Account(accounted_);
+}
+
+v8::Local<v8::Value> TensorHandle::Make(AddonData* data, v8::Local<v8::Context> context, at::Tensor tensor) {
+  v8::Isolate* isolate = data->isolate;
+  if (!tensor.defined()) return v8::Null(isolate);
+  v8::Local<v8::Object> object;
+  if (!data->resultInstances.Get(isolate)->NewInstance(context).ToLocal(&object)) throw PendingJsException();
+  auto* handle = new TensorHandle(data);
+  handle->Attach(isolate, object);
+  handle->accounted_ = ByteSize(tensor);
+  handle->tensor_ = std::move(tensor);
+  data->Account(handle->accounted_);
+  return object;
 }
 
 Napi::Value TensorHandle::Wrap(Napi::Env env, at::Tensor tensor) {
-  if (!tensor.defined()) return env.Null();
   AddonData* data = env.GetInstanceData<AddonData>();
-  Napi::Object object = data->tensorConstructor.New({});
-  TensorHandle* handle = TensorHandle::Unwrap(object);
-  handle->accounted_ = ByteSize(tensor);
-  handle->tensor_ = std::move(tensor);
-  if (handle->accounted_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, handle->accounted_);
-  return object;
+  return Napi::Value(env, ToNapi(Make(data, data->isolate->GetCurrentContext(), std::move(tensor))));
 }
 
 bool TensorHandle::IsHandle(const Napi::Value& value) {
   if (!value.IsObject()) return false;
   AddonData* data = value.Env().GetInstanceData<AddonData>();
-  return value.As<Napi::Object>().InstanceOf(data->baseConstructor.Value());
-}
-
-TensorHandle* TensorHandle::TryHandle(const Napi::Value& value) {
-  // The tag check converts its argument to an object, which throws for null and
-  // undefined: anything but an object is answered here.
-  if (!value.IsObject()) return nullptr;
-  napi_env env = value.Env();
-  bool tagged = false;
-  if (napi_check_object_type_tag(env, value, &kTensorTag, &tagged) != napi_ok || !tagged) return nullptr;
-  void* unwrapped = nullptr;
-  if (napi_unwrap(env, value, &unwrapped) != napi_ok) return nullptr;
-  return static_cast<TensorHandle*>(unwrapped);
+  v8::Isolate* isolate = data->isolate;
+  v8::Maybe<bool> is = ToV8(value).As<v8::Object>()->InstanceOf(isolate->GetCurrentContext(),
+                                                                 data->baseConstructor.Get(isolate));
+  return is.FromMaybe(false);
 }
 
 TensorHandle* TensorHandle::HandleOf(const Napi::Value& value, const char* what) {
   if (TensorHandle* handle = TryHandle(value)) return handle;
-  // Not a wrapper this addon made: the checks below say which kind of mistake it is.
+  // Not an object this addon made: the checks below say which kind of mistake it is.
   Napi::Env env = value.Env();
   if (!IsHandle(value)) ThrowType(env, std::string(what) + ": expected a Tensor");
   // An object made with Object.create(Tensor.prototype) passes the instanceof
-  // test but wraps nothing.
-  void* unwrapped = nullptr;
-  if (napi_unwrap(env, value, &unwrapped) != napi_ok || unwrapped == nullptr) {
-    ThrowType(env, std::string(what) + ": expected a Tensor made by the torch functions");
-  }
-  return static_cast<TensorHandle*>(unwrapped);
+  // test but carries no record.
+  ThrowType(env, std::string(what) + ": expected a Tensor made by the torch functions");
 }
 
 const at::Tensor& TensorHandle::FromValue(const Napi::Value& value, const char* what) {
   return HandleOf(value, what)->tensor(value.Env());
 }
 
-const at::Tensor& TensorHandle::tensor(Napi::Env env) const {
-  if (disposed_) throw Napi::Error::New(env, "Tensor is disposed: it was freed by dispose() or by a tidy() scope");
-  if (!tensor_.defined()) throw Napi::Error::New(env, "Tensor is empty: make tensors with the torch functions, not with new Tensor()");
-  return tensor_;
+namespace {
+
+// The record behind `this` of a method call.
+TensorHandle* Self(const Napi::CallbackInfo& info) { return TensorHandle::HandleOf(info.This(), "this"); }
+
+}  // namespace
+
+// dispose() runs once per tensor, so it skips Node-API. On anything but a tensor
+// object there is nothing to free and it does nothing.
+void DisposeMethod(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (TensorHandle* handle = TensorHandle::TryHandle(info.This())) handle->Release();
 }
 
-Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
-  Release(info.Env());
-  return info.Env().Undefined();
+Napi::Value IsDisposedMethod(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Self(info)->disposed());
 }
 
-Napi::Value TensorHandle::IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), disposed_);
+Napi::Value ShapeMethod(const Napi::CallbackInfo& info) {
+  return ToArray(info.Env(), Self(info)->tensor(info.Env()).sizes());
 }
 
-Napi::Value TensorHandle::Shape(const Napi::CallbackInfo& info) {
-  return ToArray(info.Env(), tensor(info.Env()).sizes());
+Napi::Value StridesMethod(const Napi::CallbackInfo& info) {
+  return ToArray(info.Env(), Self(info)->tensor(info.Env()).strides());
 }
 
-Napi::Value TensorHandle::Strides(const Napi::CallbackInfo& info) {
-  return ToArray(info.Env(), tensor(info.Env()).strides());
+Napi::Value DTypeMethod(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<int>(Self(info)->tensor(info.Env()).scalar_type()));
 }
 
-Napi::Value TensorHandle::DType(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<int>(tensor(info.Env()).scalar_type()));
+Napi::Value DeviceMethod(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), DeviceName(Self(info)->tensor(info.Env()).device()));
 }
 
-Napi::Value TensorHandle::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), DeviceName(tensor(info.Env()).device()));
+Napi::Value NumelMethod(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Self(info)->tensor(info.Env()).numel()));
 }
 
-Napi::Value TensorHandle::Numel(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(tensor(info.Env()).numel()));
+Napi::Value DimMethod(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Self(info)->tensor(info.Env()).dim()));
 }
 
-Napi::Value TensorHandle::Dim(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(tensor(info.Env()).dim()));
-}
-
-Napi::Value TensorHandle::IsContiguous(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tensor(info.Env()).is_contiguous());
+Napi::Value IsContiguousMethod(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Self(info)->tensor(info.Env()).is_contiguous());
 }
 
 // A copy of the elements, in row-major order, as raw bytes; the TypeScript side
 // views them through the typed array that matches the dtype.
-Napi::Value TensorHandle::Bytes(const Napi::CallbackInfo& info) {
+Napi::Value BytesMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    at::Tensor t = tensor(env).detach().to(at::kCPU).contiguous();
+    at::Tensor t = Self(info)->tensor(env).detach().to(at::kCPU).contiguous();
     size_t n = static_cast<size_t>(t.numel()) * t.element_size();
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, n);
     if (n > 0) std::memcpy(buffer.Data(), t.data_ptr(), n);
@@ -205,14 +196,14 @@ Napi::Value TensorHandle::Bytes(const Napi::CallbackInfo& info) {
 // CPU tensor into `target` (fewer at the end) and returns how many it copied.
 // A writer can stream a large tensor through one reusable buffer this way,
 // where `_bytes` would allocate a copy of the whole tensor.
-Napi::Value TensorHandle::CopyBytesTo(const Napi::CallbackInfo& info) {
+Napi::Value CopyBytesToMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
     if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
       ThrowType(env, "_copyBytesTo(target, offset): expected a Uint8Array and a byte offset");
     }
     Napi::TypedArray target = info[0].As<Napi::TypedArray>();
-    const at::Tensor& t = tensor(env);
+    const at::Tensor& t = Self(info)->tensor(env);
     if (!t.device().is_cpu() || !t.is_contiguous()) {
       throw Napi::Error::New(env, "_copyBytesTo: the tensor must be a contiguous CPU tensor");
     }
@@ -229,10 +220,10 @@ Napi::Value TensorHandle::CopyBytesTo(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value TensorHandle::Item(const Napi::CallbackInfo& info) {
+Napi::Value ItemMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    const at::Tensor& t = tensor(env);
+    const at::Tensor& t = Self(info)->tensor(env);
     if (t.numel() != 1) {
       throw Napi::Error::New(env, "item() needs a tensor with exactly one element, got " +
                                       std::to_string(t.numel()));
@@ -242,37 +233,37 @@ Napi::Value TensorHandle::Item(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value TensorHandle::RequiresGrad(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tensor(info.Env()).requires_grad());
+Napi::Value RequiresGradMethod(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Self(info)->tensor(info.Env()).requires_grad());
 }
 
-Napi::Value TensorHandle::SetRequiresGrad(const Napi::CallbackInfo& info) {
+Napi::Value SetRequiresGradMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsBoolean()) ThrowType(env, "requiresGrad: expected a boolean");
   bool flag = info[0].As<Napi::Boolean>();
   return Guard(env, [&]() -> Napi::Value {
     // requires_grad_ is a method of the tensor object itself, so every wrapper of
     // this implementation sees the change.
-    const_cast<at::Tensor&>(tensor(env)).requires_grad_(flag);
+    const_cast<at::Tensor&>(Self(info)->tensor(env)).requires_grad_(flag);
     return env.Undefined();
   });
 }
 
-Napi::Value TensorHandle::Grad(const Napi::CallbackInfo& info) {
+Napi::Value GradMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Guard(env, [&]() -> Napi::Value { return Wrap(env, tensor(env).grad()); });
+  return Guard(env, [&]() -> Napi::Value { return TensorHandle::Wrap(env, Self(info)->tensor(env).grad()); });
 }
 
-Napi::Value TensorHandle::SetGrad(const Napi::CallbackInfo& info) {
+Napi::Value SetGradMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    at::Tensor& self = const_cast<at::Tensor&>(tensor(env));
+    at::Tensor& self = const_cast<at::Tensor&>(Self(info)->tensor(env));
     if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
       self.mutable_grad().reset();
     } else {
       // The same checks as PyTorch's setter: a mismatched gradient would only
       // fail later, inside backward() or an optimizer step.
-      const at::Tensor& grad = FromValue(info[0], "grad");
+      const at::Tensor& grad = TensorHandle::FromValue(info[0], "grad");
       if (grad.is_same(self)) ThrowType(env, "grad: a tensor cannot be its own gradient");
       if (grad.scalar_type() != self.scalar_type()) {
         ThrowType(env, std::string("grad: assigned gradient has dtype ") + c10::toString(grad.scalar_type()) +
@@ -292,13 +283,13 @@ Napi::Value TensorHandle::SetGrad(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value TensorHandle::Backward(const Napi::CallbackInfo& info) {
+Napi::Value BackwardMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    const at::Tensor& self = tensor(env);
+    const at::Tensor& self = Self(info)->tensor(env);
     std::vector<at::Tensor> grads;
     if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) {
-      grads.push_back(FromValue(info[0], "backward(gradient)"));
+      grads.push_back(TensorHandle::FromValue(info[0], "backward(gradient)"));
     }
     bool retain = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
     bool create = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
@@ -307,30 +298,30 @@ Napi::Value TensorHandle::Backward(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value TensorHandle::RetainGrad(const Napi::CallbackInfo& info) {
+Napi::Value RetainGradMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guard(env, [&]() -> Napi::Value {
-    tensor(env).retain_grad();
+    Self(info)->tensor(env).retain_grad();
     return env.Undefined();
   });
 }
 
-Napi::Value TensorHandle::IsLeaf(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tensor(info.Env()).is_leaf());
+Napi::Value IsLeafMethod(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), Self(info)->tensor(info.Env()).is_leaf());
 }
 
-Napi::Value TensorHandle::GradFn(const Napi::CallbackInfo& info) {
+Napi::Value GradFnMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto& fn = tensor(env).grad_fn();
+  const auto& fn = Self(info)->tensor(env).grad_fn();
   if (!fn) return env.Null();
   return Napi::String::New(env, fn->name());
 }
 
 // Identifies the storage so that TypeScript can tell views of one tensor apart
 // from copies (checkpoint writers share storages the way PyTorch does).
-Napi::Value TensorHandle::StorageId(const Napi::CallbackInfo& info) {
+Napi::Value StorageIdMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const at::Tensor& t = tensor(env);
+  const at::Tensor& t = Self(info)->tensor(env);
   if (!t.has_storage()) return env.Null();
   auto id = reinterpret_cast<uintptr_t>(t.storage().unsafeGetStorageImpl());
   return Napi::Number::New(env, static_cast<double>(id));
@@ -338,17 +329,14 @@ Napi::Value TensorHandle::StorageId(const Napi::CallbackInfo& info) {
 
 // Points this wrapper at another tensor, taking over its reference (the source
 // wrapper is disposed). Lets a module swap a parameter's value in place.
-Napi::Value TensorHandle::Assign(const Napi::CallbackInfo& info) {
+Napi::Value AssignMethod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  TensorHandle* self = Self(info);
   if (info.Length() < 1) ThrowType(env, "assign: expected a Tensor");
-  TensorHandle* other = HandleOf(info[0], "assign");
+  TensorHandle* other = TensorHandle::HandleOf(info[0], "assign");
   at::Tensor value = other->tensor(env);
-  if (other != this) other->Release(env);
-  Release(env);
-  disposed_ = false;
-  accounted_ = ByteSize(value);
-  tensor_ = std::move(value);
-  if (accounted_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
+  if (other != self) other->Release();
+  self->Reset(std::move(value));
   return env.Undefined();
 }
 
@@ -413,21 +401,84 @@ static Napi::Value FromBytes(const Napi::CallbackInfo& info) {
   });
 }
 
-// The TypeScript Tensor class extends TensorHandle; tensors made here are
-// constructed through it so that JavaScript sees one object per tensor.
+// The TypeScript Tensor class extends TensorHandle. Objects made in C++ are
+// instances of a hidden class whose prototype is set here to the Tensor class's
+// prototype, so that they are Tensors without running its constructor.
 static Napi::Value SetTensorClass(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsFunction()) ThrowType(env, "setTensorClass: expected a constructor");
-  env.GetInstanceData<AddonData>()->tensorConstructor = Napi::Persistent(info[0].As<Napi::Function>());
+  Napi::Value prototype = info[0].As<Napi::Function>().Get("prototype");
+  if (!prototype.IsObject()) ThrowType(env, "setTensorClass: the constructor has no prototype object");
+  AddonData* data = env.GetInstanceData<AddonData>();
+  v8::Isolate* isolate = data->isolate;
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::Function> results;
+  if (!data->results.Get(isolate)->GetFunction(context).ToLocal(&results) ||
+      results->Set(context, v8::String::NewFromUtf8Literal(isolate, "prototype"), ToV8(prototype)).IsNothing()) {
+    throw Napi::Error::New(env);
+  }
   return env.Undefined();
 }
 
+v8::Local<v8::Function> TensorHandle::Define(Napi::Env env, AddonData* data) {
+  v8::Isolate* isolate = data->isolate;
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::External> external = v8::External::New(isolate, data);
+  v8::Local<v8::FunctionTemplate> base = v8::FunctionTemplate::New(isolate, Construct, external);
+  base->SetClassName(v8::String::NewFromUtf8Literal(isolate, "TensorHandle"));
+  base->InstanceTemplate()->SetInternalFieldCount(kFieldCount);
+  base->PrototypeTemplate()->Set(
+      v8::String::NewFromUtf8Literal(isolate, "dispose"),
+      v8::FunctionTemplate::New(isolate, DisposeMethod, external, v8::Local<v8::Signature>(), 0,
+                                v8::ConstructorBehavior::kThrow),
+      v8::DontEnum);
+  // The hidden class of results: same fields, and a prototype chain that
+  // setTensorClass points at the TypeScript class (TensorHandle's until then).
+  v8::Local<v8::FunctionTemplate> results = v8::FunctionTemplate::New(isolate);
+  results->SetClassName(v8::String::NewFromUtf8Literal(isolate, "Tensor"));
+  results->InstanceTemplate()->SetInternalFieldCount(kFieldCount);
+  results->Inherit(base);
+  data->results.Reset(isolate, results);
+  data->resultInstances.Reset(isolate, results->InstanceTemplate());
+  v8::Local<v8::Function> constructor = base->GetFunction(context).ToLocalChecked();
+  data->baseConstructor.Reset(isolate, constructor);
+
+  Napi::Object prototype = Napi::Value(env, ToNapi(constructor)).As<Napi::Object>().Get("prototype").As<Napi::Object>();
+  // Writable and configurable, as a JavaScript class's methods are.
+  auto method = [&](const char* name, Napi::Function::Callback cb) {
+    return Napi::PropertyDescriptor::Function(env, prototype, name, cb,
+                                              static_cast<napi_property_attributes>(napi_writable | napi_configurable));
+  };
+  prototype.DefineProperties({
+      method("_isDisposed", IsDisposedMethod),
+      method("_shape", ShapeMethod),
+      method("_strides", StridesMethod),
+      method("_dtype", DTypeMethod),
+      method("_device", DeviceMethod),
+      method("_numel", NumelMethod),
+      method("_dim", DimMethod),
+      method("_isContiguous", IsContiguousMethod),
+      method("_bytes", BytesMethod),
+      method("_copyBytesTo", CopyBytesToMethod),
+      method("_item", ItemMethod),
+      method("_requiresGrad", RequiresGradMethod),
+      method("_setRequiresGrad", SetRequiresGradMethod),
+      method("_grad", GradMethod),
+      method("_setGrad", SetGradMethod),
+      method("_backward", BackwardMethod),
+      method("_retainGrad", RetainGradMethod),
+      method("_isLeaf", IsLeafMethod),
+      method("_gradFn", GradFnMethod),
+      method("_storageId", StorageIdMethod),
+      method("_assign", AssignMethod),
+  });
+  return constructor;
+}
+
 void InitTensor(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = TensorHandle::Define(env);
   AddonData* data = env.GetInstanceData<AddonData>();
-  data->baseConstructor = Napi::Persistent(ctor);
-  data->tensorConstructor = Napi::Persistent(ctor);
-  exports.Set("TensorHandle", ctor);
+  v8::Local<v8::Function> constructor = TensorHandle::Define(env, data);
+  exports.Set("TensorHandle", Napi::Value(env, ToNapi(constructor)));
   exports.Set("setTensorClass", Napi::Function::New(env, SetTensorClass, "setTensorClass"));
   exports.Set("fromBytes", Napi::Function::New(env, FromBytes, "fromBytes"));
 }

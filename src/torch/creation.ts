@@ -2,6 +2,7 @@
 import { aten } from './aten.js';
 import { checkDevice, type Device } from './device.js';
 import { dtypeCode, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
+import { trackResult } from './memory.js';
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 
@@ -94,7 +95,7 @@ export function tensor(
         `tensor: shape [${size.join(', ')}] holds ${productOf(size)} elements but the array has ${array.length}`,
       );
     }
-    t = native.fromBytes(array, dtypeCode(arrayDtype), size) as Tensor;
+    t = adopt(native.fromBytes(array, dtypeCode(arrayDtype), size));
     const dtype = options.dtype;
     if (dtype !== undefined && dtype !== arrayDtype) t = replace(t, (raw) => raw.to(dtype));
   } else {
@@ -107,7 +108,7 @@ export function tensor(
         `tensor: shape [${size.join(', ')}] holds ${productOf(size)} elements but ${values.length} were given`,
       );
     }
-    const base = native.fromBytes(new Float64Array(values), dtypeCode('float64'), size) as Tensor;
+    const base = adopt(native.fromBytes(new Float64Array(values), dtypeCode('float64'), size));
     t = replace(base, (raw) => raw.to(options.dtype ?? 'float32'));
   }
   const device = options.device;
@@ -198,11 +199,13 @@ export function fromBytes(
   strides?: readonly number[],
   offset = 0,
 ): Tensor {
-  return native.fromBytes(
-    bytes,
-    dtypeCode(dtype),
-    [...shape],
-    strides === undefined ? undefined : [...strides],
-    offset,
-  ) as Tensor;
+  return adopt(
+    native.fromBytes(bytes, dtypeCode(dtype), [...shape], strides === undefined ? undefined : [...strides], offset),
+  );
+}
+
+/** A tensor fresh from the addon, registered with the open tidy scope (C++ runs no constructor). */
+function adopt(made: unknown): Tensor {
+  trackResult(made);
+  return made as Tensor;
 }

@@ -4,11 +4,8 @@
  * freed explicitly with `dispose()`, or by a `tidy()` scope that frees every
  * tensor made inside it except what it returns or `keep()`s.
  *
- * Disposing frees a tensor's data at once, but Node releases the small record
- * it keeps per wrapper object (about 200 bytes) only when the event loop turns.
- * A loop that never awaits therefore still grows slowly (about 2 MB per 1,000
- * training steps of a dozen ops); long synchronous loops should yield now and
- * then, e.g. `await new Promise((done) => setImmediate(done))` every 100 steps.
+ * Disposing frees a tensor's data at once; the small native record behind
+ * each tensor object is freed when the garbage collector takes the object.
  */
 
 /** Anything that can be freed; the Tensor class satisfies it. */
@@ -22,6 +19,20 @@ const scopes: Set<Disposable>[] = [];
 export function track(tensor: Disposable): void {
   const scope = scopes[scopes.length - 1];
   if (scope !== undefined) scope.add(tensor);
+}
+
+/**
+ * Registers the tensors of a native result (a tensor, null, a number, or arrays
+ * of these) with the innermost tidy scope, if any. Tensors made in C++ do not
+ * run the Tensor constructor, so whoever receives one from the addon calls this.
+ */
+export function trackResult(value: unknown): void {
+  if (scopes.length === 0 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value as unknown[]) trackResult(item);
+    return;
+  }
+  (scopes[scopes.length - 1] as Set<Disposable>).add(value as Disposable);
 }
 
 /** Exempts a tensor from every enclosing tidy scope; the caller now owns it. */

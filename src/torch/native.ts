@@ -55,14 +55,21 @@ export interface ResolvedOperator {
   id: number;
   args: { name: string; optional: boolean; hasDefault: boolean }[];
   returns: number;
+  /** Whether invoke() calls it unboxed (its signature is one of the addon's fast paths). */
+  unboxed: boolean;
 }
 
 export interface NativeAddon {
   TensorHandle: new () => NativeTensorMethods;
+  /** Gives tensors made in C++ the class's prototype; its constructor does not run for them. */
   setTensorClass(ctor: new () => NativeTensorMethods): void;
   fromBytes(bytes: ArrayBufferView, dtype: number, shape: number[], strides?: number[], offset?: number): unknown;
   resolve(name: string, overload: string): ResolvedOperator;
   call(id: number, args: unknown[], discard?: boolean): unknown;
+  /** `call(id, args)` with the arguments passed directly (the per-operator path). */
+  invoke(id: number, ...args: unknown[]): unknown;
+  /** `call(id, args, true)` with the arguments passed directly. */
+  invokeInPlace(id: number, ...args: unknown[]): void;
   schema(id: number): string;
   setNumThreads(n: number): void;
   getNumThreads(): number;

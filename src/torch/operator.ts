@@ -3,6 +3,7 @@
  * use, to a numeric id; later calls pass only the id and the arguments, in the
  * schema's order (`undefined` takes the schema's default).
  */
+import { trackResult } from './memory.js';
 import { native } from './native.js';
 
 /** A callable ATen operator, e.g. `operator('aten::add', 'Tensor')`. */
@@ -29,15 +30,59 @@ export function operator(name: string, overload = ''): Operator {
   return made;
 }
 
+// Arguments go to the addon one by one for the common arities: reading them
+// from an array costs the addon a property lookup each.
+function invoke(id: number, args: unknown[]): unknown {
+  switch (args.length) {
+    case 1:
+      return native.invoke(id, args[0]);
+    case 2:
+      return native.invoke(id, args[0], args[1]);
+    case 3:
+      return native.invoke(id, args[0], args[1], args[2]);
+    case 4:
+      return native.invoke(id, args[0], args[1], args[2], args[3]);
+    case 5:
+      return native.invoke(id, args[0], args[1], args[2], args[3], args[4]);
+    default:
+      return native.call(id, args);
+  }
+}
+
+function invokeInPlace(id: number, args: unknown[]): void {
+  switch (args.length) {
+    case 1:
+      native.invokeInPlace(id, args[0]);
+      return;
+    case 2:
+      native.invokeInPlace(id, args[0], args[1]);
+      return;
+    case 3:
+      native.invokeInPlace(id, args[0], args[1], args[2]);
+      return;
+    case 4:
+      native.invokeInPlace(id, args[0], args[1], args[2], args[3]);
+      return;
+    default:
+      native.call(id, args, true);
+  }
+}
+
 function makeOperator(name: string, overload: string): Operator {
   let id = -1;
   const resolve = (): number => {
     if (id < 0) id = native.resolve(name, overload).id;
     return id;
   };
-  const call = ((args: unknown[]) => native.call(id < 0 ? resolve() : id, args)) as Operator;
+  // Results are made in C++ without running the Tensor constructor, so they
+  // join the open tidy scope here.
+  const call = ((args: unknown[]) => {
+    const result = invoke(id < 0 ? resolve() : id, args);
+    trackResult(result);
+    return result;
+  }) as Operator;
   call.inPlace = (args: unknown[]) => {
-    native.call(id < 0 ? resolve() : id, args, true);
+    invokeInPlace(id < 0 ? resolve() : id, args);
   };
   call.schema = () => native.schema(resolve());
   return call;

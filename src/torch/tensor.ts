@@ -16,7 +16,7 @@ import {
   type AnyTypedArray,
   type DType,
 } from './dtype.js';
-import { setDisposableCheck, track } from './memory.js';
+import { setDisposableCheck, track, trackResult } from './memory.js';
 import { native } from './native.js';
 
 /** Memory layouts a 4-d tensor can take. */
@@ -34,7 +34,10 @@ export function memoryFormatCode(format: MemoryFormat): number {
 const NativeTensor = native.TensorHandle;
 
 export class Tensor extends NativeTensor {
-  /** Tensors are made by the torch functions (`torch.zeros`, `torch.tensor`, ...), not with `new`. */
+  /**
+   * Tensors are made by the torch functions (`torch.zeros`, `torch.tensor`, ...), not with `new`:
+   * those are made in C++ and do not run this constructor, which only makes an empty tensor.
+   */
   constructor() {
     super();
     track(this);
@@ -147,7 +150,9 @@ export class Tensor extends NativeTensor {
 
   /** The accumulated gradient, or null. Each read returns a new wrapper of the same storage. */
   get grad(): Tensor | null {
-    return this._grad() as Tensor | null;
+    const grad = this._grad() as Tensor | null;
+    trackResult(grad);
+    return grad;
   }
 
   set grad(value: Tensor | null) {

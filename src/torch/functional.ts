@@ -5,6 +5,7 @@
 import { aten } from './aten.js';
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
+import { trackResult } from './memory.js';
 
 const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
 /** How a loss reduces over the batch. */
@@ -246,7 +247,12 @@ export function affineSampleGrey(
   bias: Float32Array,
   out?: Tensor,
 ): Tensor {
-  if (out === undefined) return native.affineSampleGrey(images, theta, size[0], size[1], scale, bias) as Tensor;
+  if (out === undefined) {
+    // Made in C++ without the Tensor constructor: the open tidy scope is told here.
+    const made = native.affineSampleGrey(images, theta, size[0], size[1], scale, bias) as Tensor;
+    trackResult(made);
+    return made;
+  }
   native.affineSampleGrey(images, theta, size[0], size[1], scale, bias, out);
   return out;
 }

@@ -10,7 +10,9 @@
  *   costophrenic angle and hides the dome, its surface curving up at the lateral
  *   wall (the meniscus); small to large, right, left or both.
  * - `Cardiomegaly`: a heart wider than half the thorax.
- * Image i of a seed is the same whatever batch it is drawn in.
+ * Image i of a seed is the same whatever batch it is drawn in. A style
+ * ({@link PHANTOM_STYLES}) sets how widely pose, mirroring and exposure vary;
+ * a seed's anatomy and findings are the same in every style.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -66,7 +68,76 @@ export interface PhantomParams {
   brightness: number;
   /** Standard deviation of the grain. */
   grain: number;
+  /** 1 for a film mirrored left-right (the heart on the viewer's left), else 0. */
+  mirror: number;
 }
+
+/**
+ * How widely a phantom set's nuisance variation ranges: patient pose, film
+ * mirroring and exposure. The findings and the anatomy are drawn alike in
+ * every style; only what a radiologist would ignore changes.
+ */
+export interface PhantomStyle {
+  /** Largest rotation either way, in degrees. */
+  angle: number;
+  scale: readonly [number, number];
+  /** Largest shift either way, across and down (units of half the image). */
+  shiftX: number;
+  shiftY: number;
+  /** Share of films mirrored left-right. */
+  mirror: number;
+  gamma: readonly [number, number];
+  contrast: readonly [number, number];
+  /** Largest film offset either way. */
+  brightness: number;
+  grain: readonly [number, number];
+}
+
+/**
+ * The phantom styles, by the name a `phantom:N,SEED,SIZE,STYLE` source gives:
+ * `standard`, the tests' phantoms; `posed`, the demo's, whose pose varies as
+ * much as MoCo-CXR's augmentations do (rotation up to 10°, shifts of about a
+ * crop's slack, mirrored films), so that instance discrimination learns to
+ * ignore it and random features do not.
+ */
+export const PHANTOM_STYLES = {
+  standard: {
+    angle: 5,
+    scale: [0.86, 1.04],
+    shiftX: 0.06,
+    shiftY: 0.05,
+    mirror: 0,
+    gamma: [0.8, 1.25],
+    contrast: [0.85, 1.15],
+    brightness: 0.05,
+    grain: [0.01, 0.03],
+  },
+  posed: {
+    angle: 10,
+    scale: [0.8, 1.04],
+    shiftX: 0.12,
+    shiftY: 0.1,
+    mirror: 0.5,
+    gamma: [0.8, 1.25],
+    contrast: [0.85, 1.15],
+    brightness: 0.05,
+    grain: [0.01, 0.03],
+  },
+  exposed: {
+    angle: 10,
+    scale: [0.8, 1.04],
+    shiftX: 0.12,
+    shiftY: 0.1,
+    mirror: 0.5,
+    gamma: [0.6, 1.6],
+    contrast: [0.6, 1.3],
+    brightness: 0.12,
+    grain: [0.01, 0.06],
+  },
+} as const satisfies Record<string, PhantomStyle>;
+
+/** The name of a phantom style. */
+export type PhantomStyleName = keyof typeof PHANTOM_STYLES;
 
 /** Options of the phantom generator. */
 export interface PhantomOptions {
@@ -76,22 +147,25 @@ export interface PhantomOptions {
   effusionRate?: number;
   /** Share of images with cardiomegaly (default 0.25). */
   cardiomegalyRate?: number;
+  /** Nuisance ranges (default `standard`). */
+  style?: PhantomStyleName;
 }
 
 /** Draws the parameters of phantom `index` of `seed`. */
 export function phantomParams(seed: number, index: number, options: PhantomOptions = {}): PhantomParams {
   const rng = new Prng(combineSeeds(seed, index));
   const u = (low: number, high: number): number => low + (high - low) * rng.next();
+  const style: PhantomStyle = PHANTOM_STYLES[options.style ?? 'standard'];
   const effusion = rng.next() < (options.effusionRate ?? 0.5);
   const side = rng.next();
   const amount = u(0, 1);
   const enlarged = rng.next() < (options.cardiomegalyRate ?? 0.25);
   const lungTop = u(-0.8, -0.66);
-  return {
-    angle: (u(-5, 5) * Math.PI) / 180,
-    scale: u(0.86, 1.04),
-    shiftX: u(-0.06, 0.06),
-    shiftY: u(-0.05, 0.05),
+  const params = {
+    angle: (u(-style.angle, style.angle) * Math.PI) / 180,
+    scale: u(...style.scale),
+    shiftX: u(-style.shiftX, style.shiftX),
+    shiftY: u(-style.shiftY, style.shiftY),
     bodyWidth: u(0.8, 0.92),
     lungOffset: u(0.33, 0.39),
     lungWidth: u(0.25, 0.31),
@@ -110,11 +184,13 @@ export function phantomParams(seed: number, index: number, options: PhantomOptio
     effusionRight: effusion && (side < 0.45 || side >= 0.9) ? 0.1 + 0.9 * amount : 0,
     effusionLeft: effusion && side >= 0.45 ? 0.1 + 0.9 * (side >= 0.9 ? u(0, 1) : amount) : 0,
     meniscus: u(0.08, 0.16),
-    gamma: u(0.8, 1.25),
-    contrast: u(0.85, 1.15),
-    brightness: u(-0.05, 0.05),
-    grain: u(0.01, 0.03),
+    gamma: u(...style.gamma),
+    contrast: u(...style.contrast),
+    brightness: u(-style.brightness, style.brightness),
+    grain: u(...style.grain),
   };
+  // Drawn last, so that every other parameter is the same in every style.
+  return { ...params, mirror: rng.next() < style.mirror ? 1 : 0 };
 }
 
 /** The labels of a phantom: effusion on either side; heart over half the thorax. */
@@ -265,8 +341,9 @@ export function renderPhantoms(params: readonly PhantomParams[], noiseSeeds: rea
       .pow(p.gamma)
       .mul(p.contrast)
       .add(p.brightness);
-    const full =
+    const scaled =
       inner === size ? film : torch.interpolate(film, { size: [size, size], mode: 'bilinear', alignCorners: false });
+    const full = torch.where(p.mirror.gt(0.5), scaled.flip(3), scaled);
     return full.add(torch.tensor(grain, [batch, 1, size, size]).mul(p.grain)).clamp(0, 1);
   });
 }
@@ -289,12 +366,23 @@ export function phantomNoiseSeed(seed: number, index: number): number {
   return combineSeeds(seed, index, 7);
 }
 
-/** Parses a phantom source location `N[,seed[,size]]`. */
-export function parsePhantomLocation(location: string): { count: number; seed: number; size: number } {
+/** Parses a phantom source location `N[,seed[,size[,style]]]`. */
+export function parsePhantomLocation(location: string): {
+  count: number;
+  seed: number;
+  size: number;
+  style: PhantomStyleName;
+} {
   const parts = location.split(',').map((part) => part.trim());
   const [count, seed, size] = [parts[0], parts[1] ?? '0', parts[2] ?? '128'].map(Number) as [number, number, number];
+  const style = parts[3] ?? 'standard';
+  if (!Object.hasOwn(PHANTOM_STYLES, style)) {
+    throw new Error(
+      `phantom:${location}: unknown style '${style}'; the styles are ${Object.keys(PHANTOM_STYLES).join(', ')}`,
+    );
+  }
   if (
-    parts.length > 3 ||
+    parts.length > 4 ||
     !Number.isInteger(count) ||
     count < 1 ||
     !Number.isInteger(seed) ||
@@ -302,11 +390,11 @@ export function parsePhantomLocation(location: string): { count: number; seed: n
     size < 16
   ) {
     throw new Error(
-      `phantom:${location}: expected phantom:N[,SEED[,SIZE]] with N images (a positive integer), an integer seed ` +
-        'and a size of at least 16 pixels, e.g. phantom:500,1',
+      `phantom:${location}: expected phantom:N[,SEED[,SIZE[,STYLE]]] with N images (a positive integer), an ` +
+        'integer seed, a size of at least 16 pixels and a style name, e.g. phantom:500,1',
     );
   }
-  return { count, seed, size };
+  return { count, seed, size, style: style as PhantomStyleName };
 }
 
 /**
@@ -328,6 +416,8 @@ export async function writePhantoms(
     size,
     effusionRate: options.effusionRate,
     cardiomegalyRate: options.cardiomegalyRate,
+    // A standard set keeps the key it had before styles existed, so its folder is reused.
+    ...(options.style !== undefined && options.style !== 'standard' ? { style: options.style } : {}),
   });
   const records = (labels: Record<string, number>[]): XrayRecord[] =>
     labels.map((label, i) => {
@@ -381,13 +471,14 @@ export async function writePhantoms(
 }
 
 /**
- * The `phantom:N[,SEED[,SIZE]]` source: N phantom radiographs written once as
+ * The `phantom:N[,SEED[,SIZE[,STYLE]]]` source: N phantom radiographs written once as
  * PNGs under the system's temporary folder (or `imageRoot`), labelled
  * `Pleural Effusion` and `Cardiomegaly`.
  */
 export async function openPhantoms(location: string, options: SourceOptions = {}): Promise<Source> {
-  const { count, seed, size } = parsePhantomLocation(location);
-  const dir = join(options.imageRoot ?? join(tmpdir(), 'moco-cxr-phantoms'), `n${count}-seed${seed}-${size}px`);
-  const records = await writePhantoms(dir, count, seed, { size });
+  const { count, seed, size, style } = parsePhantomLocation(location);
+  const folder = `n${count}-seed${seed}-${size}px${style === 'standard' ? '' : `-${style}`}`;
+  const dir = join(options.imageRoot ?? join(tmpdir(), 'moco-cxr-phantoms'), folder);
+  const records = await writePhantoms(dir, count, seed, { size, style });
   return { kind: 'phantom', location, tasks: [...PHANTOM_TASKS], defaultTask: 'Pleural Effusion', records };
 }

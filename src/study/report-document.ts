@@ -39,6 +39,16 @@ function comparisonBlock(table: ComparisonTable, report: StudyReport): Block {
   };
 }
 
+/** Which linear probe the study's settings name (MoCo-CXR's Adam epochs unless `training.probe` says otherwise). */
+function probeSentence(settings: Record<string, unknown>): string {
+  const training = settings.training as { probe?: string } | undefined;
+  return training?.probe === 'lbfgs'
+    ? 'Linear probe: L2-regularized logistic regression on standardized frozen features, fitted to ' +
+        'convergence by L-BFGS, its L2 strength chosen on validation AUC (`probe: lbfgs`).'
+    : "Linear probe: MoCo-CXR's protocol, a linear layer trained by Adam for a fixed number of epochs " +
+        '(`probe: adam`).';
+}
+
 /** The report document of `report` and its figures. */
 export function buildBlocks(report: StudyReport, figures: readonly FigureFile[], options: ReportOptions): Block[] {
   const names = report.initNames;
@@ -49,7 +59,8 @@ export function buildBlocks(report: StudyReport, figures: readonly FigureFile[],
     kind: 'paragraph',
     text:
       `Study started ${report.createdAt}. Test AUC of ${names.moco}-pretrained and ${names.baseline} models ` +
-      'at each label fraction, with a linear probe and with end-to-end fine-tuning.',
+      'at each label fraction, with a linear probe and with end-to-end fine-tuning. ' +
+      probeSentence(report.settings),
   });
 
   const headline = report.tables.flatMap((table) => {

@@ -49,9 +49,11 @@ export const STUDY_SETTINGS = [
 export const STUDY_TRAINING_SETTINGS = [
   adapt(downstream('epochs'), { key: 'linearEpochs', flag: null, help: 'epochs of a linear cell' }),
   adapt(downstream('epochs'), { key: 'finetuneEpochs', flag: null, help: 'epochs of a fine-tuning cell' }),
-  ...pick(DOWNSTREAM_SETTINGS, ['lr', 'batchSize', 'ensemble', 'evalEvery', 'patience']).map((setting) =>
-    adapt(setting, { flag: null }),
+  ...pick(DOWNSTREAM_SETTINGS, ['lr', 'batchSize', 'ensemble', 'evalEvery', 'patience', 'trunkLr', 'warmup']).map(
+    (setting) => adapt(setting, { flag: null }),
   ),
+  adapt(downstream('probe'), { flag: null }),
+  adapt(downstream('bnStats'), { flag: null }),
 ] as const satisfies readonly Setting[];
 
 /** The source settings of a target, as the downstream run takes them. */

@@ -61,6 +61,14 @@ describe('demo --quick', () => {
       assert.equal(reported.upper, expected.upper);
     }
     assert.match(first.stdout, /MoCo \| baseline \| MoCo - baseline/);
+    // The demo's linear cells are the converged probe, and the report says so.
+    for (const init of ['moco', 'baseline']) {
+      const run = JSON.parse(readFileSync(join(out, 'source', `linear-${init}`, 'config.json'), 'utf8')) as {
+        probe: string;
+      };
+      assert.equal(run.probe, 'lbfgs');
+    }
+    assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /fitted to convergence by L-BFGS/);
   });
 
   test('a rerun reuses the pretraining and every finished cell', () => {

@@ -100,6 +100,38 @@ describe('phantoms', () => {
     }
   });
 
+  it('a style changes the pose and mirroring, not the anatomy or the findings; a mirrored film is the flipped one', () => {
+    const count = 400;
+    const standard = Array.from({ length: count }, (_, i) => phantomParams(11, i));
+    const posed = Array.from({ length: count }, (_, i) => phantomParams(11, i, { style: 'posed' }));
+    const pose = new Set(['angle', 'scale', 'shiftX', 'shiftY', 'mirror']);
+    for (let i = 0; i < count; i++) {
+      for (const key of Object.keys(standard[i]!) as (keyof PhantomParams)[]) {
+        if (!pose.has(key)) assert.equal(posed[i]![key], standard[i]![key], `${key} of phantom ${i}`);
+      }
+      assert.equal(standard[i]!.mirror, 0);
+      assert.deepEqual(phantomLabels(posed[i]!), phantomLabels(standard[i]!));
+    }
+    const mirrored = posed.filter((p) => p.mirror === 1).length;
+    assert.ok(mirrored > 150 && mirrored < 250, `${mirrored} of ${count} mirrored`);
+    const widest = Math.max(...posed.map((p) => Math.abs(p.angle)));
+    assert.ok(widest > (9 * Math.PI) / 180 && widest <= (10 * Math.PI) / 180, `widest rotation ${widest}`);
+
+    // The same film mirrored or not: the anatomy flips, the grain (drawn after the flip) does not.
+    const index = posed.findIndex((p) => p.mirror === 1);
+    const film = { ...posed[index]!, grain: 0 };
+    const seeds = [phantomNoiseSeed(11, index), phantomNoiseSeed(11, index)];
+    const both = pixels(renderPhantoms([film, { ...film, mirror: 0 }], seeds, SIZE));
+    const flipped = both.subarray(0, SIZE * SIZE);
+    const upright = both.subarray(SIZE * SIZE);
+    const mirror = new Float32Array(SIZE * SIZE);
+    for (let y = 0; y < SIZE; y++) {
+      for (let x = 0; x < SIZE; x++) mirror[y * SIZE + x] = upright[y * SIZE + SIZE - 1 - x]!;
+    }
+    assert.deepEqual(flipped, mirror);
+    assert.ok(maxAbsDiff(flipped, upright) > 0.1, 'the film is not symmetric, so the mirror shows');
+  });
+
   it('a phantom: source writes labelled PNGs once and reuses them', async () => {
     const dir = tempDir();
     try {
@@ -124,9 +156,14 @@ describe('phantoms', () => {
   });
 
   it('a malformed phantom: location is an error saying what is expected', () => {
-    assert.deepEqual(parsePhantomLocation('200'), { count: 200, seed: 0, size: 128 });
-    assert.deepEqual(parsePhantomLocation('20, 3, 64'), { count: 20, seed: 3, size: 64 });
-    assert.throws(() => parsePhantomLocation('many'), /expected phantom:N\[,SEED\[,SIZE\]\]/);
+    assert.deepEqual(parsePhantomLocation('200'), { count: 200, seed: 0, size: 128, style: 'standard' });
+    assert.deepEqual(parsePhantomLocation('20, 3, 64'), { count: 20, seed: 3, size: 64, style: 'standard' });
+    assert.deepEqual(parsePhantomLocation('20,3,64,posed'), { count: 20, seed: 3, size: 64, style: 'posed' });
+    assert.throws(() => parsePhantomLocation('many'), /expected phantom:N\[,SEED\[,SIZE\[,STYLE\]\]\]/);
+    assert.throws(
+      () => parsePhantomLocation('20,3,64,tilted'),
+      /unknown style 'tilted'; the styles are standard, posed/,
+    );
     assert.throws(() => parsePhantomLocation('10,1,8'), /size of at least 16/);
   });
 });

@@ -80,7 +80,16 @@ for (const start of starts) {
       const draws = fraction === 1 ? 1 : Number(values.draws);
       const perDraw: number[][] = [];
       for (let draw = 0; draw < draws; draw++) {
-        const cell = await linearProbe({ features, task: data.task, fraction, draw, seed: 0, probe, plainProgress: true, log });
+        const cell = await linearProbe({
+          features,
+          task: data.task,
+          fraction,
+          draw,
+          seed: 0,
+          probe,
+          plainProgress: true,
+          log,
+        });
         perDraw.push(cell.test.scores);
         labels = cell.test.labels;
       }

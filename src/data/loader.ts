@@ -304,7 +304,15 @@ export class BatchLoader {
         const images = this.toTensor(bytes, bytes.length / imageBytes, pixelsIn);
         pending = k + 1 < count ? read(k + 1) : undefined;
         try {
-          yield this.assemble(epoch, k, items, partnersOf(k), images, batchItems(k).length, pixelsIn ? pool : undefined);
+          yield this.assemble(
+            epoch,
+            k,
+            items,
+            partnersOf(k),
+            images,
+            batchItems(k).length,
+            pixelsIn ? pool : undefined,
+          );
         } finally {
           images.dispose();
         }

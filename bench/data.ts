@@ -218,7 +218,8 @@ start = time.perf_counter()
 for _ in range(args['batches']):
     q, k = next(it)
 elapsed = time.perf_counter() - start
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec from the (large) parent
+own = int(re.search(r'^VmHWM:\s+(\d+) kB', open('/proc/self/status').read(), re.M).group(1)) / 1024
 parts = [rss_parts('self')] + [rss_parts(w.pid) for w in loader._iterator._workers]
 del it, loader  # ends the workers, so that their peak is counted below
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

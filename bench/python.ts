@@ -3,6 +3,7 @@
  * returns what the script printed as JSON on its last line.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export const PYTHON = '/usr/bin/python3';
 
@@ -24,8 +25,19 @@ export function runPythonBench<T>(script: string, threads: number): T {
   return JSON.parse(lines[lines.length - 1] ?? 'null') as T;
 }
 
-/** Peak resident memory of this process so far, in MB (Linux). */
+/**
+ * Peak resident memory of this process so far, in MB: the kernel's high-water
+ * mark of this program's memory (`VmHWM`). Not `getrusage`'s `maxRSS`, which
+ * Linux carries across fork and exec, so a child started by a large process
+ * reports its parent's size.
+ */
 export function peakRssMb(): number {
+  try {
+    const line = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (line !== null) return Number(line[1]) / 1024;
+  } catch {
+    // not Linux: fall back below
+  }
   return process.resourceUsage().maxRSS / 1024;
 }
 

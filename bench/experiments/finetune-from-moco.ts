@@ -12,23 +12,19 @@
  */
 import { parseArgs } from 'node:util';
 
+import { log, TARGET_DATA_OPTIONS, targetData } from './target-data.js';
 import { type NormalizationName } from '../../src/data/augment.js';
 import { finetune, type FinetuneOptions } from '../../src/downstream/finetune.js';
-import { prepareDownstreamData } from '../../src/downstream/setup.js';
 import { bootstrapAuc, bootstrapAucDifference } from '../../src/eval/bootstrap.js';
 
 const { values } = parseArgs({
   options: {
+    ...TARGET_DATA_OPTIONS,
     moco: { type: 'string' },
-    train: { type: 'string' },
-    test: { type: 'string' },
-    'val-split': { type: 'string', default: '0.15' },
     fraction: { type: 'string', default: '0.25' },
     draws: { type: 'string', default: '2' },
     epochs: { type: 'string', default: '5,15' },
     'image-size': { type: 'string', default: '64' },
-    'cache-size': { type: 'string', default: '72' },
-    'cache-dir': { type: 'string', default: '.moco-cxr-cache' },
     variants: { type: 'string', default: 'keep' },
     lr: { type: 'string', default: '1e-4' },
   },
@@ -50,20 +46,7 @@ const VARIANTS: Record<string, Partial<FinetuneOptions> & { normalize?: Normaliz
   'lr1e-5': { lr: 1e-5 },
 };
 
-const log = (line: string): void => void process.stderr.write(`${line}\n`);
-const data = await prepareDownstreamData(
-  {
-    train: values.train,
-    test: values.test,
-    valSplit: Number(values['val-split']),
-    uncertain: 'ignore',
-    seed: 0,
-    cacheSize: Number(values['cache-size']),
-    cacheDir: values['cache-dir'],
-    workers: 0,
-  },
-  { log },
-);
+const data = await targetData(values);
 const fraction = Number(values.fraction);
 const draws = Number(values.draws);
 const f3 = (x: number): string => x.toFixed(3);

@@ -10,43 +10,27 @@
  */
 import { parseArgs } from 'node:util';
 
-import { backboneFeatures, prepareDownstreamData } from '../../src/downstream/index.js';
+import { log, TARGET_DATA_OPTIONS, targetData } from './target-data.js';
+import { backboneFeatures } from '../../src/downstream/index.js';
 import { type LinearProbeKind, linearProbe } from '../../src/downstream/linear.js';
 import { type NormalizationName } from '../../src/data/augment.js';
 import { bootstrapAuc, bootstrapAucDifference } from '../../src/eval/bootstrap.js';
 
 const { values } = parseArgs({
   options: {
+    ...TARGET_DATA_OPTIONS,
     init: { type: 'string', default: 'random' },
-    train: { type: 'string' },
-    test: { type: 'string' },
-    'val-split': { type: 'string', default: '0.15' },
     fractions: { type: 'string', default: '0.0625,0.25,1' },
     draws: { type: 'string', default: '4' },
     'image-size': { type: 'string', default: '64' },
-    'cache-size': { type: 'string', default: '72' },
     normalize: { type: 'string', default: 'moco-cxr' },
-    'cache-dir': { type: 'string', default: '.moco-cxr-cache' },
     'features-dir': { type: 'string' },
     label: { type: 'string', default: '' },
   },
 });
 if (values.train === undefined || values.test === undefined) throw new Error('--train and --test are required');
 
-const log = (line: string): void => void process.stderr.write(`${line}\n`);
-const data = await prepareDownstreamData(
-  {
-    train: values.train,
-    test: values.test,
-    valSplit: Number(values['val-split']),
-    uncertain: 'ignore',
-    seed: 0,
-    cacheSize: Number(values['cache-size']),
-    cacheDir: values['cache-dir'],
-    workers: 0,
-  },
-  { log },
-);
+const data = await targetData(values);
 const features = await backboneFeatures(data, {
   init: values.init,
   arch: 'resnet18',

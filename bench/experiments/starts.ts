@@ -12,25 +12,22 @@
  */
 import { parseArgs } from 'node:util';
 
-import { backboneFeatures, prepareDownstreamData } from '../../src/downstream/index.js';
+import { log, TARGET_DATA_OPTIONS, targetData } from './target-data.js';
+import { backboneFeatures } from '../../src/downstream/index.js';
 import { type LinearProbeKind, linearProbe } from '../../src/downstream/linear.js';
 import { type NormalizationName } from '../../src/data/augment.js';
 import { bootstrapAuc, bootstrapAucDifference } from '../../src/eval/bootstrap.js';
 
 const { values } = parseArgs({
   options: {
+    ...TARGET_DATA_OPTIONS,
     starts: { type: 'string' },
     reference: { type: 'string' },
-    train: { type: 'string' },
-    test: { type: 'string' },
-    'val-split': { type: 'string', default: '0.15' },
     fractions: { type: 'string', default: '0.0625,0.25,1' },
     draws: { type: 'string', default: '4' },
     'image-size': { type: 'string', default: '64' },
-    'cache-size': { type: 'string', default: '72' },
     normalize: { type: 'string', default: 'moco-cxr' },
     probe: { type: 'string', default: 'lbfgs' },
-    'cache-dir': { type: 'string', default: '.moco-cxr-cache' },
     label: { type: 'string', default: '' },
   },
 });
@@ -45,20 +42,7 @@ const reference = values.reference ?? starts[0]!.label;
 if (!starts.some((s) => s.label === reference)) throw new Error(`--reference '${reference}' is not one of --starts`);
 const probe = values.probe as LinearProbeKind;
 
-const log = (line: string): void => void process.stderr.write(`${line}\n`);
-const data = await prepareDownstreamData(
-  {
-    train: values.train,
-    test: values.test,
-    valSplit: Number(values['val-split']),
-    uncertain: 'ignore',
-    seed: 0,
-    cacheSize: Number(values['cache-size']),
-    cacheDir: values['cache-dir'],
-    workers: 0,
-  },
-  { log },
-);
+const data = await targetData(values);
 const f3 = (x: number): string => x.toFixed(3);
 const signed = (x: number): string => `${x >= 0 ? '+' : '−'}${f3(Math.abs(x))}`;
 const fractions = values.fractions.split(',').map(Number);

@@ -26,6 +26,11 @@ export interface LoaderRecord {
   labels?: Readonly<Record<string, LabelValue>>;
 }
 
+/** Rank `rank`'s rows `[start, end)` of `count`, split as evenly as it goes (a rank may get none). */
+export function shardRange(count: number, rank: number, size: number): [number, number] {
+  return [Math.floor((rank * count) / size), Math.floor(((rank + 1) * count) / size)];
+}
+
 /** A batch transform drawing its randomness from the batch's generator ({@link Augmentation} is one). */
 export interface BatchAugmentation {
   apply(images: Tensor, rng: Prng): Tensor;
@@ -326,8 +331,7 @@ export class BatchLoader {
 
   /** This rank's rows `[start, end)` of a global batch of `rows`. */
   private shardRows(rows: number): [number, number] {
-    const { rank, count } = this.shard;
-    return [Math.floor((rank * rows) / count), Math.floor(((rank + 1) * rows) / count)];
+    return shardRange(rows, this.shard.rank, this.shard.count);
   }
 
   private toTensor(bytes: Uint8Array, batch: number, pixelsIn: boolean): Tensor {

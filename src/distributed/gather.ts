@@ -5,13 +5,11 @@
  * takes tensors of one shape, so each rank's part is padded to the longest
  * (its length travels first).
  */
+import { shardRange } from '../data/loader.js';
 import * as torch from '../torch/index.js';
 import { type ProcessGroup } from './group.js';
 
-/** Rank `rank`'s rows `[start, end)` of `count`, split as evenly as it goes (a rank may get none). */
-export function shardRange(count: number, rank: number, size: number): [number, number] {
-  return [Math.floor((rank * count) / size), Math.floor(((rank + 1) * count) / size)];
-}
+export { shardRange };
 
 /** Every rank's length, in rank order. */
 async function allgatherLengths(group: ProcessGroup, length: number): Promise<number[]> {

@@ -6,7 +6,7 @@
  * with an error that names this rank and the rank that stopped answering.
  */
 import * as torch from '../torch/index.js';
-import { type LaunchEnv, readLaunchEnv } from './env.js';
+import { isDistributedEnv, type LaunchEnv, readLaunchEnv } from './env.js';
 import { c10d, type NativeGroup, type ReduceOp } from './native.js';
 
 /** Default time a rendezvous or a collective may take (PyTorch's is 30 minutes). */
@@ -228,5 +228,24 @@ export class ProcessGroup {
     } catch {
       return this.rank === 0 ? others : 'store-gone';
     }
+  }
+}
+
+/**
+ * Runs `work` as a rank of `given`; without one, as a rank of the group the
+ * launch environment describes when it asks for one (WORLD_SIZE > 1, as under
+ * torchrun or `moco-cxr launch`), joined before `work` and left after it;
+ * otherwise as one process (`undefined`).
+ */
+export async function inLaunchGroup<T>(
+  given: ProcessGroup | undefined,
+  work: (group: ProcessGroup | undefined) => Promise<T>,
+): Promise<T> {
+  if (given !== undefined || !isDistributedEnv()) return work(given);
+  const group = await ProcessGroup.fromEnv();
+  try {
+    return await work(group);
+  } finally {
+    group.destroy();
   }
 }

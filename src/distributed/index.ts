@@ -4,7 +4,14 @@
  * collectives as promises, and the replica upkeep of DDP.
  */
 export { type LaunchEnv, isDistributedEnv, readLaunchEnv } from './env.js';
-export { CollectiveError, DEFAULT_TIMEOUT_MS, type GroupOptions, ProcessGroup, SETUP_TIMEOUT_MS } from './group.js';
+export {
+  CollectiveError,
+  DEFAULT_TIMEOUT_MS,
+  type GroupOptions,
+  inLaunchGroup,
+  ProcessGroup,
+  SETUP_TIMEOUT_MS,
+} from './group.js';
 export { type ReduceOp } from './native.js';
 export {
   launch,

@@ -33,8 +33,8 @@ import { join, resolve } from 'node:path';
 import {
   allgatherJson,
   broadcastJson,
-  isDistributedEnv,
-  ProcessGroup,
+  inLaunchGroup,
+  type ProcessGroup,
   SETUP_TIMEOUT_MS,
 } from '../distributed/index.js';
 import { type LabelDraw, writeDraw } from '../data/fractions.js';
@@ -141,13 +141,9 @@ export async function runDownstream(
   input: DownstreamInput,
   hooks: DownstreamHooks = {},
 ): Promise<DownstreamRun> {
-  const ownGroup = hooks.group === undefined && isDistributedEnv();
-  const group = hooks.group ?? (ownGroup ? await ProcessGroup.fromEnv() : undefined);
-  try {
-    return await runDownstreamIn(mode, input, hooks, group !== undefined && group.size > 1 ? group : undefined);
-  } finally {
-    if (ownGroup) group?.destroy();
-  }
+  return inLaunchGroup(hooks.group, (group) =>
+    runDownstreamIn(mode, input, hooks, group !== undefined && group.size > 1 ? group : undefined),
+  );
 }
 
 /** What a rank says after a round of spread cells: its cell's result (if it had one) and whether it stops. */

@@ -10,7 +10,7 @@
 import { copyFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { averageGradients, broadcastTensors, isDistributedEnv, ProcessGroup } from '../distributed/index.js';
+import { averageGradients, broadcastTensors, inLaunchGroup, type ProcessGroup } from '../distributed/index.js';
 import { type BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
 import * as torch from '../torch/index.js';
@@ -250,13 +250,7 @@ export async function pretrain(
   const config = resolvePretrainConfig(input);
   const baseLog = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const resume = options.resume === true;
-  const ownGroup = options.group === undefined && isDistributedEnv();
-  const group = options.group ?? (ownGroup ? await ProcessGroup.fromEnv() : undefined);
-  try {
-    return await pretrainIn(config, resume, options, group, baseLog);
-  } finally {
-    if (ownGroup) group?.destroy();
-  }
+  return inLaunchGroup(options.group, (group) => pretrainIn(config, resume, options, group, baseLog));
 }
 
 /** The run itself, on one process or as one rank of `group`. */

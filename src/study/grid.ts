@@ -16,7 +16,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { broadcastJson, isDistributedEnv, ProcessGroup } from '../distributed/index.js';
+import { broadcastJson, inLaunchGroup, type ProcessGroup } from '../distributed/index.js';
 import { checkResumable, dataParallelConfig, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
 import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { readStudyClock, writeStudyClock } from './clock.js';
@@ -111,13 +111,9 @@ function testSetOf(result: DownstreamResult): StudyTestSet {
 
 /** Runs the whole study described by `config` and writes its report. */
 export async function runStudy(config: StudyConfig, hooks: StudyHooks = {}): Promise<StudyOutcome> {
-  const ownGroup = hooks.group === undefined && isDistributedEnv();
-  const group = hooks.group ?? (ownGroup ? await ProcessGroup.fromEnv() : undefined);
-  try {
-    return await runStudyIn(config, hooks, group !== undefined && group.size > 1 ? group : undefined);
-  } finally {
-    if (ownGroup) group?.destroy();
-  }
+  return inLaunchGroup(hooks.group, (group) =>
+    runStudyIn(config, hooks, group !== undefined && group.size > 1 ? group : undefined),
+  );
 }
 
 /** The study on one process, or as one rank of `group`. */

@@ -3,16 +3,15 @@
  * validation and test sets, each with its decoded image cache), the starting
  * weights of the backbone, and the label-fraction draw of a cell.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 
 import { buildCache, type ImageCache } from '../data/cache.js';
+import { sourceCacheFolder } from '../data/cache-folder.js';
 import { type DrawUnit, labelFraction, type LabelDraw } from '../data/fractions.js';
 import { type XrayRecord } from '../data/records.js';
 import {
   openSource,
-  parseSourceSpec,
   skippedNote,
   type Source,
   type SourceOptions,
@@ -94,14 +93,6 @@ function countClasses(records: readonly XrayRecord[], task: string): { positive:
   return { positive, negative };
 }
 
-/** The cache folder of one source: sources never share a folder, so one never evicts another. */
-function cacheFolder(cacheDir: string, spec: string, size: number): string {
-  const { kind, location } = parseSourceSpec(spec);
-  const where = kind === 'phantom' ? location : resolve(location);
-  const digest = createHash('sha256').update(`${kind}:${where}`).digest('hex').slice(0, 12);
-  return join(resolve(cacheDir), `${kind}-${digest}-${size}px`);
-}
-
 async function cached(
   spec: string,
   records: XrayRecord[],
@@ -110,7 +101,7 @@ async function cached(
   signal: AbortSignal | undefined,
 ): Promise<DataSplit> {
   const { cache, stats } = await buildCache(records, {
-    dir: cacheFolder(options.cacheDir, spec, options.cacheSize),
+    dir: sourceCacheFolder(options.cacheDir, spec, options.cacheSize),
     size: options.cacheSize,
     workers: options.workers === 0 ? undefined : options.workers,
     signal,

@@ -5,9 +5,9 @@
  * similarity, k neighbours), and the AUC of that vote says whether the
  * representation is learning what matters — without training anything.
  */
-import { join } from 'node:path';
 
 import { buildCache, type ImageCache } from '../data/cache.js';
+import { sourceCacheFolder } from '../data/cache-folder.js';
 import { patientSplit } from '../data/splits.js';
 import { openSource } from '../data/sources/index.js';
 import { type XrayRecord } from '../data/records.js';
@@ -57,7 +57,7 @@ export class KnnMonitor {
       }
     }
     const { cache } = await buildCache(labelled, {
-      dir: join(options.cacheDir, `${options.imageSize}px`),
+      dir: sourceCacheFolder(options.cacheDir, spec, options.imageSize),
       size: options.imageSize,
       log: options.log,
     });

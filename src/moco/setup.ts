@@ -12,6 +12,7 @@ import { mocoCxrAugmentation } from '../data/augment.js';
 import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tensorboard.js';
 import { type ProcessGroup, SETUP_TIMEOUT_MS } from '../distributed/index.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
+import { sourceCacheFolder } from '../data/cache-folder.js';
 import { BatchLoader } from '../data/loader.js';
 import { type XrayRecord } from '../data/records.js';
 import { openSource, skippedNote } from '../data/sources/index.js';
@@ -117,7 +118,7 @@ export async function setUpData(
   let built;
   try {
     built = await buildCache(source.records, {
-      dir: join(resolve(config.cacheDir), `${config.cacheSize}px`),
+      dir: sourceCacheFolder(config.cacheDir, config.data, config.cacheSize),
       size: config.cacheSize,
       workers: config.workers === 0 ? undefined : config.workers,
       signal,

@@ -22,6 +22,7 @@ import { after, before, describe, test } from 'node:test';
 
 import sharp from 'sharp';
 
+import { sourceCacheFolder } from '../../src/data/cache-folder.js';
 import { CLI_ARGS, type CliRun, runCli } from '../helpers/cli.js';
 import { oracleMissing, runPython, tempDir } from '../helpers/oracle.js';
 
@@ -241,6 +242,7 @@ describe('a cache on a small disk', () => {
   after(() => {
     if (unmountable === undefined) spawnSync('umount', [disk]);
   });
+  const cacheFolder = (size: number): string => sourceCacheFolder(disk, `folder:${images}`, size);
   const pretrain = (...args: string[]): string[] => [
     'pretrain',
     '--data',
@@ -263,11 +265,11 @@ describe('a cache on a small disk', () => {
     assert.match(
       stderr,
       new RegExp(
-        `image cache: ${join(disk, '256px')} needs 12\\.5 MiB \\(200 images of 256x256 bytes\\) ` +
+        `image cache: ${cacheFolder(256)} needs 12\\.5 MiB \\(200 images of 256x256 bytes\\) ` +
           `but its disk has ${(free / 1024 / 1024).toFixed(1)} MiB free`,
       ),
     );
-    assert.ok(!existsSync(join(disk, '256px', 'pixels.bin')));
+    assert.ok(!existsSync(join(cacheFolder(256), 'pixels.bin')));
   });
 
   test(
@@ -276,13 +278,15 @@ describe('a cache on a small disk', () => {
     async () => {
       const run = new Running(pretrain('--image-size', '64', '--out', join(dir.path, 'run-full-1')));
       // Fill the disk once a few images are stored, so that there is something to resume.
-      await waitForFile(join(disk, '64px', 'build.jsonl'), (text) => text.split('\n').length > 3, 60_000);
+      await waitForFile(join(cacheFolder(64), 'build.jsonl'), (text) => text.split('\n').length > 3, 60_000);
       const filler = fillDisk(disk);
       const ended = await run.ended(60_000);
       assert.deepEqual(ended, { code: 1, signal: null }, run.stderr);
       assert.match(
         run.stderr,
-        new RegExp(`cannot write ${join(disk, '64px', 'pixels.bin')}: the disk is full \\(ENOSPC\\); free some space`),
+        new RegExp(
+          `cannot write ${join(cacheFolder(64), 'pixels.bin')}: the disk is full \\(ENOSPC\\); free some space`,
+        ),
       );
       rmSync(filler);
       const again = cli(...pretrain('--image-size', '64', '--max-steps', '1', '--out', join(dir.path, 'run-full-2')));
@@ -304,7 +308,10 @@ describe('signals during a cache build', () => {
     assert.deepEqual(ended, { code: 130, signal: null }, run.stderr);
     assert.match(run.stderr, /SIGTERM: finishing the current step/);
     assert.match(run.stderr, /interrupted while building the image cache; rerun to continue where it stopped/);
-    assert.deepEqual(readdirSync(join(cache, '64px')).sort(), ['build.jsonl', 'pixels.bin']);
+    assert.deepEqual(readdirSync(sourceCacheFolder(cache, `folder:${images}`, 64)).sort(), [
+      'build.jsonl',
+      'pixels.bin',
+    ]);
     const again = cli(...args, '--max-steps', '1', '--cache-dir', cache, '--out', join(dir.path, 'run-term-2'));
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stderr, /cache: resuming .*, \d+ already done/);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
+import { sourceCacheFolder } from '../../src/data/cache-folder.js';
 import { auc, bootstrapAuc } from '../../src/eval/index.js';
 import type { StudyReport } from '../../src/study/report.js';
 import type { StudyResults } from '../../src/study/results.js';
@@ -77,5 +78,44 @@ describe('demo --quick', () => {
     assert.match(again.stderr, /pretraining: reusing/);
     assert.equal((again.stderr.match(/cells already finished/g) ?? []).length, 4);
     assert.doesNotMatch(again.stderr, /test AUC [\d.]+, [\d.]+ s/);
+  });
+});
+
+describe('pretraining caches', () => {
+  const dir = tempDir('moco-cli-caches-');
+  after(() => dir.cleanup());
+
+  test('two data sets in one cache folder keep a cache each, neither evicting the other', () => {
+    const cacheDir = join(dir.path, 'cache');
+    const pretrain = (data: string, out: string): CliRun =>
+      cli(
+        'pretrain',
+        '--data',
+        data,
+        '--image-size',
+        '32',
+        '--batch-size',
+        '4',
+        '--queue',
+        '8',
+        '--max-steps',
+        '1',
+        '--cache-dir',
+        cacheDir,
+        '--out',
+        join(dir.path, out),
+      );
+    const sets = ['phantom:24,1,40', 'phantom:20,1,40,posed'];
+    for (const [i, data] of sets.entries()) {
+      const run = pretrain(data, `run-${i}`);
+      assert.equal(run.status, 0, run.stderr);
+    }
+    const folders = readdirSync(cacheDir).sort();
+    assert.deepEqual(folders, sets.map((data) => basename(sourceCacheFolder(cacheDir, data, 32))).sort());
+    const counts = folders.map(
+      (folder) =>
+        (JSON.parse(readFileSync(join(cacheDir, folder, 'index.json'), 'utf8')) as { ids: string[] }).ids.length,
+    );
+    assert.deepEqual(counts.sort(), [20, 24]);
   });
 });

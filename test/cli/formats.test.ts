@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { ImageCache } from '../../src/data/cache.js';
+import { sourceCacheFolder } from '../../src/data/cache-folder.js';
 import {
   buildFormatFixtures,
   FAMILIES,
@@ -79,7 +80,7 @@ describe('every format, through moco-cxr data and pretrain', { skip: formatFixtu
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stderr, new RegExp(`cache: done, ${expected.length} decoded .*, 0 skipped`));
 
-      const cache = await ImageCache.open(join(cacheDir, family, `${SIZE}px`));
+      const cache = await ImageCache.open(sourceCacheFolder(join(cacheDir, family), `folder:${root}`, SIZE));
       assert.equal(cache.length, expected.length);
       const failures: string[] = [];
       for (const path of expected) {

@@ -68,6 +68,8 @@ export interface PhantomParams {
   brightness: number;
   /** Standard deviation of the grain. */
   grain: number;
+  /** Strength of the lung mottle. */
+  mottle: number;
   /** 1 for a film mirrored left-right (the heart on the viewer's left), else 0. */
   mirror: number;
 }
@@ -90,6 +92,8 @@ export interface PhantomStyle {
   contrast: readonly [number, number];
   /** Largest film offset either way. */
   brightness: number;
+  /** Strength of the lung mottle, a random texture unique to each film (default 0.07). */
+  mottle?: number;
   grain: readonly [number, number];
 }
 
@@ -98,7 +102,11 @@ export interface PhantomStyle {
  * `standard`, the tests' phantoms; `posed`, the demo's, whose pose varies as
  * much as MoCo-CXR's augmentations do (rotation up to 10°, shifts of about a
  * crop's slack, mirrored films), so that instance discrimination learns to
- * ignore it and random features do not.
+ * ignore it and random features do not; `steady`, the demo's since, posed as
+ * `posed` but with what MoCo-CXR's augmentations do not remove held nearly
+ * fixed (exposure, grain, scale) and a faint lung mottle, so that what tells one
+ * phantom from another is mostly its anatomy and findings (docs/demo-design.md
+ * has the measurements); `exposed`, posed with exposure varied widely.
  */
 export const PHANTOM_STYLES = {
   standard: {
@@ -122,6 +130,18 @@ export const PHANTOM_STYLES = {
     contrast: [0.85, 1.15],
     brightness: 0.05,
     grain: [0.01, 0.03],
+  },
+  steady: {
+    angle: 10,
+    scale: [0.92, 1.0],
+    shiftX: 0.12,
+    shiftY: 0.1,
+    mirror: 0.5,
+    gamma: [0.97, 1.03],
+    contrast: [0.97, 1.03],
+    brightness: 0.01,
+    grain: [0.015, 0.02],
+    mottle: 0.02,
   },
   exposed: {
     angle: 10,
@@ -190,7 +210,7 @@ export function phantomParams(seed: number, index: number, options: PhantomOptio
     grain: u(...style.grain),
   };
   // Drawn last, so that every other parameter is the same in every style.
-  return { ...params, mirror: rng.next() < style.mirror ? 1 : 0 };
+  return { ...params, mottle: style.mottle ?? 0.07, mirror: rng.next() < style.mirror ? 1 : 0 };
 }
 
 /** The labels of a phantom: effusion on either side; heart over half the thorax. */
@@ -297,7 +317,7 @@ export function renderPhantoms(params: readonly PhantomParams[], noiseSeeds: rea
       mode: 'bilinear',
       alignCorners: false,
     });
-    const lungDark = p.lungDepth.mul(hilum.mul(-0.35).add(1).add(mottle.mul(0.07)));
+    const lungDark = p.lungDepth.mul(hilum.mul(-0.35).add(1).add(mottle.mul(p.mottle)));
 
     // Posterior ribs: arcs leaving the spine and falling laterally, over the thorax above the domes.
     const ribs = v

@@ -132,6 +132,35 @@ describe('phantoms', () => {
     assert.ok(maxAbsDiff(flipped, upright) > 0.1, 'the film is not symmetric, so the mirror shows');
   });
 
+  it('the steady style holds exposure, grain and scale nearly fixed and fades the mottle; anatomy and findings stay', () => {
+    const count = 400;
+    const posed = Array.from({ length: count }, (_, i) => phantomParams(12, i, { style: 'posed' }));
+    const steady = Array.from({ length: count }, (_, i) => phantomParams(12, i, { style: 'steady' }));
+    const drawnByStyle = new Set(['scale', 'gamma', 'contrast', 'brightness', 'grain', 'mottle']);
+    for (let i = 0; i < count; i++) {
+      for (const key of Object.keys(posed[i]!) as (keyof PhantomParams)[]) {
+        if (!drawnByStyle.has(key)) assert.equal(steady[i]![key], posed[i]![key], `${key} of phantom ${i}`);
+      }
+      assert.deepEqual(phantomLabels(steady[i]!), phantomLabels(posed[i]!));
+    }
+    const spread = (key: keyof PhantomParams, of: PhantomParams[]): number =>
+      Math.max(...of.map((p) => p[key])) - Math.min(...of.map((p) => p[key]));
+    for (const key of ['gamma', 'contrast', 'brightness', 'grain', 'scale'] as const) {
+      assert.ok(
+        spread(key, steady) < spread(key, posed) / 2.5,
+        `${key}: ${spread(key, steady)} vs ${spread(key, posed)}`,
+      );
+    }
+    assert.equal(posed[0]!.mottle, 0.07);
+    assert.equal(steady[0]!.mottle, 0.02);
+
+    // The mottle is the only texture the style fades: the same film with the posed strength differs in the lungs.
+    const seeds = [phantomNoiseSeed(12, 0), phantomNoiseSeed(12, 0)];
+    const both = pixels(renderPhantoms([steady[0]!, { ...steady[0]!, mottle: 0.07 }], seeds, SIZE));
+    const difference = maxAbsDiff(both.subarray(0, SIZE * SIZE), both.subarray(SIZE * SIZE));
+    assert.ok(difference > 0.005 && difference < 0.1, `mottle difference ${difference}`);
+  });
+
   it('a phantom: source writes labelled PNGs once and reuses them', async () => {
     const dir = tempDir();
     try {

@@ -148,6 +148,24 @@ class ReduceHook : public c10d::CommHookInterface {
   int64_t gradients_;
 };
 
+// The Reducer warns once when a gradient's strides differ from its bucket
+// view's. With channels-last weights a 1×1 convolution's kernel is contiguous
+// and channels-last at once, and autograd may hand its gradient back in either
+// layout; the copy into the bucket takes any layout, so that warning says
+// nothing of use here and is dropped. Every other warning goes on to the
+// handler that was in place.
+class DropStrideWarning : public c10::WarningHandler {
+ public:
+  explicit DropStrideWarning(c10::WarningHandler* next) : next_(next) {}
+  void process(const c10::SourceLocation& where, const std::string& msg, const bool verbatim) override {
+    if (msg.rfind("Grad strides do not match bucket view strides", 0) == 0) return;
+    next_->process(where, msg, verbatim);
+  }
+
+ private:
+  c10::WarningHandler* next_;
+};
+
 // One Reducer over a list of parameters, with our counting hooks beside its own.
 struct GradReducer {
   std::shared_ptr<Group> group;
@@ -272,6 +290,8 @@ Napi::Value ReducerBackward(const Napi::CallbackInfo& info) {
     state->reducer->rebuild_buckets();
     PassRecord& pass = *state->pass;
     pass.Reset();
+    DropStrideWarning quiet(c10::Warning::get_warning_handler());
+    c10::Warning::WarningHandlerGuard warnings(&quiet);
     state->reducer->prepare_for_backward(losses);
     torch::autograd::backward(losses);
     const int64_t endNs = NowNs();

@@ -14,6 +14,7 @@ import {
   type SettingsOf,
 } from '../config/settings.js';
 import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { GRAD_SYNC_SETTING } from '../distributed/index.js';
 import type { ScheduleSpec } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 
@@ -113,6 +114,7 @@ export const PRETRAIN_SETTINGS = [
     check: (value: string) => parsingProblem('shuffleBn', () => parseShuffleBn(value)),
     help: 'off or split:N, split-batch BN with shuffled keys',
   },
+  GRAD_SYNC_SETTING,
   {
     key: 'positives',
     type: 'string',

@@ -207,7 +207,8 @@ async function distributedStep(
       const result = { loss: loss! / group.size, top1: top1! / group.size, stop: stops! > 0 };
       if (!Number.isFinite(result.loss)) return result;
       optimizer.zeroGrad();
-      hooks.onGradSync?.(await gradSync.backward(out.loss));
+      const sync = await gradSync.backward(out.loss);
+      hooks.onGradSync?.(sync);
       optimizer.step();
       return result;
     } finally {

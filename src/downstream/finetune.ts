@@ -379,7 +379,10 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     const lr = options.lr ?? DOWNSTREAM_DEFAULTS.lr;
     const groups = parameterGroups(model, lr, trunkLr);
     const optimizer = new Adam(groups, { lr });
-    gradSync = group === undefined ? undefined : new GradientSync(group, model.parameters(), { mode: options.gradSync, op: 'sum' });
+    gradSync =
+      group === undefined
+        ? undefined
+        : new GradientSync(group, model.parameters(), { mode: options.gradSync, op: 'sum' });
     const context: StepContext = { model, optimizer, device, group, gradSync, signal: options.signal };
     const warmupSteps = warmup * stepsPerEpoch;
     const epochs: EpochSummary[] = [];

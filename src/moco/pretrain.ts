@@ -118,8 +118,7 @@ async function trainOneEpoch(
         torch.Tensor,
       ];
       try {
-        result =
-          group === undefined ? singleStep(training, q, k) : await distributedStep(training, group, q, k, hooks);
+        result = group === undefined ? singleStep(training, q, k) : await distributedStep(training, group, q, k, hooks);
       } finally {
         torch.dispose([q, k]);
       }

@@ -7,13 +7,7 @@
  */
 import * as torch from '../torch/index.js';
 import { isDistributedEnv, type LaunchEnv, readLaunchEnv } from './env.js';
-import {
-  c10d,
-  type NativeBackwardStats,
-  type NativeGradReducer,
-  type NativeGroup,
-  type ReduceOp,
-} from './native.js';
+import { c10d, type NativeBackwardStats, type NativeGradReducer, type NativeGroup, type ReduceOp } from './native.js';
 
 /** Default time a rendezvous or a collective may take (PyTorch's is 30 minutes). */
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;

@@ -216,7 +216,8 @@ export const PRETRAIN_DEFAULTS = defaultsOf(PRETRAIN_SETTINGS);
  * Settings that a resumed run may change: the epochs to run (more extend it;
  * the schedule must not depend on them), the step limit, logging and
  * checkpoint intervals, decoding threads, the cache and run folders'
- * locations, the device and memory layout, and the kNN monitor. Every other
+ * locations, the device and memory layout, when the gradient allreduce runs
+ * (the same numbers either way), and the kNN monitor. Every other
  * setting defines the run, and changing it is refused.
  */
 export const RESUMABLE_SETTINGS: readonly (keyof PretrainConfig)[] = resumableKeys(PRETRAIN_SETTINGS);

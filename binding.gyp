@@ -13,6 +13,7 @@
         "native/dispatch.cc",
         "native/runtime.cc",
         "native/distributed.cc",
+        "native/grad_reducer.cc",
         "native/augment.cc"
       ],
       "include_dirs": [
@@ -24,7 +25,13 @@
       "cflags_cc": ["-std=c++17", "-frtti", "-fexceptions", "-O2", "-Wno-unused-parameter"],
       "conditions": [
         ["c10d=='on'", {"defines": ["MOCO_C10D", "USE_C10D_GLOO"]}],
-        ["c10d=='on' and libtorch==''", {"libraries": ["-lgloo"]}],
+        [
+          "c10d=='on' and libtorch==''",
+          {
+            "libraries": ["-lgloo"],
+            "include_dirs": ["native/shim"]
+          }
+        ],
         ["nccl=='on'", {"defines": ["MOCO_C10D_NCCL", "USE_C10D_NCCL"]}],
         [
           "libtorch==''",

@@ -1,11 +1,15 @@
 /**
  * Data-parallel pretraining on this machine: MoCo steps (ResNet18, phantom
  * radiographs, global batch 16 at 128 px) as one process with 2 engine
- * threads, and as 2 processes with 1 thread each over Gloo on loopback:
- * images/s (after warm-up), peak memory of each process, and the time of the
- * gradient allreduce per step (the encoder's gradients, 45 MB in fp32, in
- * 25 MB buckets) measured apart. The machine is shared with other work: read
- * the load average printed with the figures.
+ * threads, and as 2 processes with 1 thread each over Gloo on loopback, once
+ * with the gradient allreduce after backward and once overlapped with it
+ * (`gradSync`): images/s (after warm-up), peak memory of each process, and per
+ * step backward's own time and the reduction time backward did not hide (all
+ * of the allreduce after backward; the wait for the last buckets when
+ * overlapped), side by side with their ratios. The bare allreduce of the
+ * encoder's gradients (45 MB in fp32, 25 MB buckets) is timed apart. The
+ * machine is shared with other work: read the load average printed with the
+ * figures.
  *
  * Run: `npm run bench -- distributed` (`--quick` for fewer steps).
  */
@@ -16,10 +20,11 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { allreduceFlat, ProcessGroup } from '../src/distributed/index.js';
+import { allreduceFlat, type GradSyncMode, type GradSyncStep, ProcessGroup } from '../src/distributed/index.js';
 import { MoCo } from '../src/moco/model.js';
 import { pretrain } from '../src/moco/pretrain.js';
 import * as torch from '../src/torch/index.js';
+import { peakRssMb } from './python.js';
 
 const self = fileURLToPath(import.meta.url);
 const quick = process.argv.includes('--quick') || process.env.BENCH_DIST_QUICK === '1';
@@ -33,12 +38,21 @@ interface RankFigures {
   peakRssMb: number;
   allreduceMs: number | undefined;
   allreduceMb: number;
+  /** Means over the steps after warm-up, in a group. */
+  backwardMs: number | undefined;
+  exposedMs: number | undefined;
+  buckets: number | undefined;
+  launchedEarly: number | undefined;
 }
 
-/** One process of a run: pretrain, then (in a group) time the gradient allreduce. */
+const mean = (values: number[]): number => values.reduce((a, v) => a + v, 0) / values.length;
+
+/** One process of a run: pretrain, then (in a group, after backward) time the bare gradient allreduce. */
 async function rankMain(dir: string): Promise<void> {
   const group = process.env.WORLD_SIZE === undefined ? undefined : await ProcessGroup.fromEnv();
-  const out = join(dir, `run-${group?.size ?? 1}`);
+  const gradSync = (process.env.BENCH_DIST_GRAD_SYNC ?? 'overlap') as GradSyncMode;
+  const out = join(dir, `run-${group?.size ?? 1}-${gradSync}`);
+  const syncs: GradSyncStep[] = [];
   await pretrain(
     {
       data: 'phantom:160,7,144',
@@ -52,9 +66,11 @@ async function rankMain(dir: string): Promise<void> {
       cacheDir: join(dir, 'cache'),
       out,
       seed: 1,
+      gradSync,
     },
-    { group, log: () => undefined, plainProgress: true },
+    { group, log: () => undefined, plainProgress: true, onGradSync: (sync) => syncs.push(sync) },
   );
+  const timedSyncs = syncs.slice(WARMUP);
   const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
@@ -66,21 +82,25 @@ async function rankMain(dir: string): Promise<void> {
   const grads = model.encoderQ.parameters().map((p) => torch.zerosLike(p));
   const allreduceMb = grads.reduce((a, g) => a + g.numel() * 4, 0) / 1e6;
   let allreduceMs: number | undefined;
-  if (group !== undefined) {
+  if (group !== undefined && gradSync === 'after-backward') {
     await allreduceFlat(group, grads);
     const start = performance.now();
     for (let i = 0; i < ALLREDUCE_REPEATS; i++) await allreduceFlat(group, grads);
     allreduceMs = (performance.now() - start) / ALLREDUCE_REPEATS;
-    group.destroy();
   }
+  group?.destroy();
   torch.dispose(grads);
   model.dispose();
   const figures: RankFigures = {
     rank: group?.rank ?? 0,
     imagesPerSecond,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    peakRssMb: peakRssMb(),
     allreduceMs,
     allreduceMb,
+    backwardMs: timedSyncs.length === 0 ? undefined : mean(timedSyncs.map((s) => s.backwardMs)),
+    exposedMs: timedSyncs.length === 0 ? undefined : mean(timedSyncs.map((s) => s.exposedMs)),
+    buckets: timedSyncs.length === 0 ? undefined : mean(timedSyncs.map((s) => s.buckets)),
+    launchedEarly: timedSyncs.length === 0 ? undefined : mean(timedSyncs.map((s) => s.launchedEarly)),
   };
   process.stdout.write(`BENCH ${JSON.stringify(figures)}\n`);
 }
@@ -96,13 +116,14 @@ async function freePort(): Promise<number> {
 }
 
 /** Runs `world` processes of `threads` threads each and collects their figures. */
-async function run(dir: string, world: number, threads: number): Promise<RankFigures[]> {
+async function run(dir: string, world: number, threads: number, gradSync: GradSyncMode): Promise<RankFigures[]> {
   const port = await freePort();
   const ranks = Array.from({ length: world }, (_, rank) => {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       BENCH_DIST_DIR: dir,
       BENCH_DIST_QUICK: quick ? '1' : '0',
+      BENCH_DIST_GRAD_SYNC: gradSync,
       MOCO_CXR_THREADS: String(threads),
       GLOO_SOCKET_IFNAME: 'lo',
     };
@@ -139,19 +160,42 @@ if (process.env.BENCH_DIST_DIR !== undefined) {
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
-    const one = await run(dir, 1, 2);
-    const two = await run(dir, 2, 1);
+    const one = await run(dir, 1, 2, 'after-backward');
+    const after = await run(dir, 2, 1, 'after-backward');
+    const overlap = await run(dir, 2, 1, 'overlap');
     const r0 = one[0]!;
+    const a0 = after[0]!;
+    const o0 = overlap[0]!;
     console.log(
       `world size 1 (2 threads):   ${r0.imagesPerSecond.toFixed(2)} images/s, peak RSS ${r0.peakRssMb.toFixed(0)} MB`,
     );
-    console.log(
-      `world size 2 (1 thread each): ${two[0]!.imagesPerSecond.toFixed(2)} images/s (global), peak RSS ` +
-        `${two.map((r) => r.peakRssMb.toFixed(0)).join(' + ')} MB`,
+    const rss = (figures: RankFigures[]): string => figures.map((r) => r.peakRssMb.toFixed(0)).join(' + ');
+    const ms = (value: number | undefined): string => (value === undefined ? '-' : `${value.toFixed(1)} ms`);
+    const ratio = (a: number | undefined, b: number | undefined): string =>
+      a === undefined || b === undefined || b === 0 ? '-' : `${(a / b).toFixed(2)}×`;
+    console.log('world size 2 (1 thread each), per step, rank 0 (global images/s):');
+    console.log('                        after-backward     overlap      overlap / after');
+    const line = (name: string, a: string, o: string, r: string): void =>
+      console.log(`  ${name.padEnd(20)}  ${a.padStart(14)}  ${o.padStart(12)}  ${r.padStart(14)}`);
+    line(
+      'images/s',
+      a0.imagesPerSecond.toFixed(2),
+      o0.imagesPerSecond.toFixed(2),
+      ratio(o0.imagesPerSecond, a0.imagesPerSecond),
     );
+    line('backward', ms(a0.backwardMs), ms(o0.backwardMs), ratio(o0.backwardMs, a0.backwardMs));
+    line('exposed reduction', ms(a0.exposedMs), ms(o0.exposedMs), ratio(o0.exposedMs, a0.exposedMs));
+    line(
+      'backward + exposed',
+      ms(a0.backwardMs! + a0.exposedMs!),
+      ms(o0.backwardMs! + o0.exposedMs!),
+      ratio(o0.backwardMs! + o0.exposedMs!, a0.backwardMs! + a0.exposedMs!),
+    );
+    line('buckets (early)', `${a0.buckets} (${a0.launchedEarly})`, `${o0.buckets} (${o0.launchedEarly})`, '');
+    line('peak RSS', `${rss(after)} MB`, `${rss(overlap)} MB`, '');
     console.log(
-      `gradient allreduce: ${two[0]!.allreduceMb.toFixed(1)} MB per step, ${two[0]!.allreduceMs!.toFixed(1)} ms ` +
-        `(${((two[0]!.allreduceMb * 2 * 0.5) / (two[0]!.allreduceMs! / 1000) / 1000).toFixed(2)} GB/s bus bandwidth, ring of 2)`,
+      `bare gradient allreduce: ${a0.allreduceMb.toFixed(1)} MB per step, ${a0.allreduceMs!.toFixed(1)} ms ` +
+        `(${((a0.allreduceMb * 2 * 0.5) / (a0.allreduceMs! / 1000) / 1000).toFixed(2)} GB/s bus bandwidth, ring of 2)`,
     );
     console.log(
       `load average after: ${loadavg()

@@ -22,6 +22,8 @@
 #include "common.h"
 
 #ifdef MOCO_C10D
+#include "c10d_group.h"
+
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -41,67 +43,14 @@ namespace moco {
 
 #ifdef MOCO_C10D
 
+void InitGradReducer(Napi::Env env, Napi::Object dist);  // grad_reducer.cc
+
 namespace {
 
-using Millis = std::chrono::milliseconds;
-
-// One joined group: its store (kept for the failure protocol of the TypeScript
-// layer) and the process group itself.
-struct Group {
-  c10::intrusive_ptr<c10d::Store> store;  // the "default_pg" store
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
-  int rank = 0;
-  int size = 1;
-  Millis timeout{0};
-  std::string backend;
-};
-
-// A promise settled by work done on a worker thread. `work` runs off the JS
-// thread and must not touch JavaScript values; `done` builds the result on it.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  PromiseWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
-        done_(std::move(done)) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      work_();
-    } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    } catch (...) {
-      SetError("unknown native error");
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    try {
-      deferred_.Resolve(done_ ? done_(env) : env.Undefined());
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::function<void()> work_;
-  std::function<Napi::Value(Napi::Env)> done_;
-};
-
-Napi::Promise Run(Napi::Env env, std::function<void()> work,
-                  std::function<Napi::Value(Napi::Env)> done = nullptr) {
-  auto* worker = new PromiseWorker(env, std::move(work), std::move(done));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
+using c10dgroup::Group;
+using c10dgroup::GroupOf;
+using c10dgroup::Millis;
+using c10dgroup::Run;
 
 std::string StringField(Napi::Object o, const char* key, const std::string& fallback = "") {
   Napi::Value v = o.Get(key);
@@ -128,13 +77,6 @@ bool BoolField(Napi::Object o, const char* key, bool fallback) {
   if (v.IsUndefined() || v.IsNull()) return fallback;
   if (!v.IsBoolean()) ThrowType(o.Env(), std::string("initProcessGroup: '") + key + "' must be a boolean");
   return v.As<Napi::Boolean>().Value();
-}
-
-std::shared_ptr<Group> GroupOf(const Napi::Value& value) {
-  if (!value.IsExternal()) ThrowType(value.Env(), "expected a process group handle");
-  auto* holder = value.As<Napi::External<std::shared_ptr<Group>>>().Data();
-  if (!holder || !*holder) ThrowType(value.Env(), "the process group was destroyed");
-  return *holder;
 }
 
 // The tensors of a JS array: each must be dense and contiguous, as Gloo reads
@@ -433,6 +375,7 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   dist.Set("barrier", Napi::Function::New(env, Barrier, "barrier"));
   dist.Set("storeSet", Napi::Function::New(env, StoreSet, "storeSet"));
   dist.Set("storeCheck", Napi::Function::New(env, StoreCheck, "storeCheck"));
+  InitGradReducer(env, dist);
   exports.Set("distributed", dist);
 }
 
@@ -448,7 +391,8 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
                            "(MOCO_CXR_C10D=1, and Gloo headers for the libtorch in use)");
   };
   for (const char* name : {"initProcessGroup", "destroyProcessGroup", "allreduce", "broadcast", "allgather",
-                           "barrier", "storeSet", "storeCheck"}) {
+                           "barrier", "storeSet", "storeCheck", "createGradReducer", "destroyGradReducer",
+                           "reducerBackward"}) {
     dist.Set(name, Napi::Function::New(env, missing, name));
   }
   exports.Set("distributed", dist);

@@ -42,7 +42,7 @@ if [ ! -f node_modules/.setup-stamp ] || [ "$(cat node_modules/.setup-stamp)" !=
 fi
 
 # --- native addon ------------------------------------------------------------
-native_hash=$( { hash_of binding.gyp native/*; echo "${LIBTORCH:-system}"; } | sha1sum | cut -d' ' -f1)
+native_hash=$( { hash_of binding.gyp $(find native -type f | sort); echo "${LIBTORCH:-system}"; } | sha1sum | cut -d' ' -f1)
 if [ ! -f build/Release/moco_torch.node ] || [ ! -f build/.setup-stamp ] || [ "$(cat build/.setup-stamp)" != "$native_hash" ]; then
   say "building the native addon against ${LIBTORCH:-the system libtorch} (about a minute)"
   npx node-gyp rebuild -j "$(nproc)" --loglevel=error >/dev/null

@@ -7,7 +7,7 @@
  */
 import * as torch from '../torch/index.js';
 import { isDistributedEnv, type LaunchEnv, readLaunchEnv } from './env.js';
-import { c10d, type NativeGroup, type ReduceOp } from './native.js';
+import { c10d, type NativeBackwardStats, type NativeGradReducer, type NativeGroup, type ReduceOp } from './native.js';
 
 /** Default time a rendezvous or a collective may take (PyTorch's is 30 minutes). */
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
@@ -172,6 +172,34 @@ export class ProcessGroup {
     return this.guard('barrier', c10d.barrier(this.live, timeoutMs));
   }
 
+  /**
+   * A c10d Reducer over `parameters` (in the model's order, each a leaf that
+   * requires grad) on this group; `GradientSync` (grad-sync.ts) drives it.
+   */
+  gradReducer(
+    parameters: torch.Tensor[],
+    options: { op: 'avg' | 'sum'; bucketBytes?: number; firstBucketBytes?: number },
+  ): NativeGradReducer {
+    return c10d.createGradReducer(this.live, parameters, options);
+  }
+
+  /** Backward from `losses` through `reducer`, its buckets reduced across the group as they fill. */
+  async reducerBackward(reducer: NativeGradReducer, losses: torch.Tensor[]): Promise<NativeBackwardStats> {
+    try {
+      return await c10d.reducerBackward(reducer, losses);
+    } catch (error) {
+      const message = (error as Error).message;
+      // This rank's own mistake (a parameter without a gradient) is no peer's failure.
+      if (message.startsWith('reducerBackward:')) throw new Error(`distributed: rank ${this.rank}: ${message}`);
+      return this.guard('gradient allreduce during backward', Promise.reject(error as Error));
+    }
+  }
+
+  /** Frees a reducer made by {@link ProcessGroup.gradReducer} (its hooks go once no backward holds it). */
+  destroyGradReducer(reducer: NativeGradReducer): void {
+    c10d.destroyGradReducer(reducer);
+  }
+
   /** Leaves the group (the native group closes once no collective holds it). */
   destroy(): void {
     if (this.handle !== undefined) c10d.destroyProcessGroup(this.handle);
@@ -184,9 +212,9 @@ export class ProcessGroup {
    * the ranks that wrote none (they died or hang). If the store itself is gone,
    * rank 0, which serves it, is the one that died.
    */
-  private async guard(what: string, work: Promise<void>): Promise<void> {
+  private async guard<T>(what: string, work: Promise<T>): Promise<T> {
     try {
-      await work;
+      return await work;
     } catch (error) {
       const reason = (error as Error).message;
       const suspects = await this.silentRanks();

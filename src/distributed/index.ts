@@ -30,4 +30,13 @@ export {
   DEFAULT_BUCKET_BYTES,
   reduceGradients,
 } from './sync.js';
+export {
+  FIRST_BUCKET_BYTES,
+  GRAD_SYNC_MODES,
+  GRAD_SYNC_SETTING,
+  GradientSync,
+  type GradientSyncOptions,
+  type GradSyncMode,
+  type GradSyncStep,
+} from './grad-sync.js';
 export { allgatherFloats, allgatherJson, broadcastJson, gatherShards, shardRange } from './gather.js';

@@ -28,6 +28,23 @@ export interface NativeGroupOptions {
 
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'product';
 
+/** An opaque handle of a c10d Reducer over a list of parameters (native/grad_reducer.cc). */
+export type NativeGradReducer = { readonly __nativeGradReducer: unique symbol };
+
+/** What one overlapped backward pass did (native/grad_reducer.cc). */
+export interface NativeBackwardStats {
+  /** Buckets reduced. */
+  buckets: number;
+  /** Buckets whose allreduce started while some gradient was still to be computed. */
+  launchedEarly: number;
+  /** Buckets whose allreduce had finished when the graph's last node had run. */
+  reducedBeforeEnd: number;
+  /** From the start of backward to the end of the graph (gradient computation, bucket copies and launches). */
+  computeMs: number;
+  /** From the end of the graph to the reduced gradients in `.grad`: the reduction time backward did not hide. */
+  exposedMs: number;
+}
+
 export interface NativeDistributed {
   /** False when the addon was built without c10d. */
   available: boolean;
@@ -41,6 +58,13 @@ export interface NativeDistributed {
   barrier(group: NativeGroup, timeoutMs?: number): Promise<void>;
   storeSet(group: NativeGroup, key: string, value: string): Promise<void>;
   storeCheck(group: NativeGroup, keys: string[]): Promise<boolean[]>;
+  createGradReducer(
+    group: NativeGroup,
+    params: Tensor[],
+    options: { op: 'avg' | 'sum'; bucketBytes?: number; firstBucketBytes?: number },
+  ): NativeGradReducer;
+  destroyGradReducer(reducer: NativeGradReducer): void;
+  reducerBackward(reducer: NativeGradReducer, losses: Tensor[]): Promise<NativeBackwardStats>;
 }
 
 /** The addon's distributed half. */

@@ -1,16 +1,12 @@
 /**
  * Keeping replicas equal: parameters and buffers broadcast from rank 0, and
- * gradients averaged across ranks after backward.
+ * gradients reduced across ranks after backward.
  *
  * Gradients travel in flat buckets (one allreduce per ~25 MB, as DDP's default
  * bucket size) rather than one collective per tensor: Gloo's cost per call is
- * fixed, and ResNet18 has 62 gradient tensors. The allreduce runs after the
- * whole backward pass. libtorch's Reducer (torch/csrc/distributed/c10d/reducer.hpp)
- * could overlap it with backward through autograd hooks on each parameter's
- * gradient accumulator, but driving it needs per-parameter hooks that call
- * back into the bucket logic on autograd's thread; here backward runs on the
- * JavaScript thread in one native call, so the overlap is left out and the
- * allreduce time is measured apart (bench/distributed.ts).
+ * fixed, and ResNet18 has 62 gradient tensors. These functions run after the
+ * whole backward pass; `GradientSync` (grad-sync.ts) chooses between them and
+ * libtorch's Reducer, which reduces the buckets while backward still runs.
  */
 import * as torch from '../torch/index.js';
 import { type ProcessGroup } from './group.js';

@@ -22,8 +22,9 @@ import {
   allreduceFlat,
   broadcastTensors,
   gatherShards,
+  GradientSync,
+  type GradSyncMode,
   type ProcessGroup,
-  reduceGradients,
   shardRange,
 } from '../distributed/index.js';
 import { type BatchAugmentation, BatchLoader } from '../data/loader.js';
@@ -95,6 +96,8 @@ export interface FinetuneOptions extends CellOptions {
    * calls `finetune` with the same options and gets the same result.
    */
   group?: ProcessGroup;
+  /** In a group: reduce the gradients during backward ('overlap', the default) or after it; see `GradientSync`. */
+  gradSync?: GradSyncMode;
   /** Called after every optimizer step with the mean loss of its labelled rows (over all ranks in a group). */
   onStep?: (step: number, loss: number) => void;
 }
@@ -186,12 +189,13 @@ interface StepCounts {
   stop: boolean;
 }
 
-/** What a training step needs: the model, its optimizer, where the batch goes, and the group if any. */
+/** What a training step needs: the model, its optimizer, where the batch goes, and the group (with its gradient sync) if any. */
 interface StepContext {
   model: Backbone;
   optimizer: Adam;
   device: torch.Device;
   group: ProcessGroup | undefined;
+  gradSync: GradientSync | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -227,16 +231,17 @@ function singleStep(context: StepContext, images: Tensor, labels: Tensor, mask: 
  * One data-parallel step: each rank's summed loss over its rows, the labelled
  * count, rows and stop flag summed over ranks in one allreduce (float64, so
  * that the counts stay exact), backward of this rank's sum divided by the
- * global count, gradients summed across ranks, optimizer step. Every rank
+ * global count with the gradients summed across ranks (during backward or
+ * after it, as `gradSync` says), optimizer step. Every rank
  * takes the same decisions: a global batch without labels makes no step.
  */
 async function distributedStep(
-  context: StepContext & { group: ProcessGroup },
+  context: StepContext & { group: ProcessGroup; gradSync: GradientSync },
   images: Tensor,
   labels: Tensor,
   mask: Tensor,
 ): Promise<StepCounts> {
-  const { model, optimizer, device, group, signal } = context;
+  const { model, optimizer, device, group, gradSync, signal } = context;
   const known = torch.tidy(() => mask.sum().item());
   const sum = known > 0 ? batchLossSum(model, images, labels, mask, device) : undefined;
   const stats = torch.tensor(
@@ -248,8 +253,13 @@ async function distributedStep(
     const [lossSum, total, rows, stops] = Array.from(stats.data() as Float64Array) as [number, number, number, number];
     if (total > 0) {
       optimizer.zeroGrad();
-      if (sum !== undefined) torch.tidy(() => sum.div(total).backward());
-      await reduceGradients(group, model.parameters(), 'sum');
+      // A rank without labelled rows has no loss and takes part with zero gradients.
+      const loss = sum === undefined ? undefined : torch.tidy(() => sum.div(total));
+      try {
+        await gradSync.backward(loss);
+      } finally {
+        loss?.dispose();
+      }
       optimizer.step();
     }
     return { lossSum, known: total, rows, stop: stops > 0 };
@@ -358,6 +368,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     }
   };
 
+  let gradSync: GradientSync | undefined;
   try {
     model.to(device);
     // As DDP does on wrapping a model: every replica starts from rank 0's parameters and buffers.
@@ -368,7 +379,11 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
     const lr = options.lr ?? DOWNSTREAM_DEFAULTS.lr;
     const groups = parameterGroups(model, lr, trunkLr);
     const optimizer = new Adam(groups, { lr });
-    const context: StepContext = { model, optimizer, device, group, signal: options.signal };
+    gradSync =
+      group === undefined
+        ? undefined
+        : new GradientSync(group, model.parameters(), { mode: options.gradSync, op: 'sum' });
+    const context: StepContext = { model, optimizer, device, group, gradSync, signal: options.signal };
     const warmupSteps = warmup * stepsPerEpoch;
     const epochs: EpochSummary[] = [];
     let step = 0;
@@ -390,9 +405,9 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
           const labels = batch.labels as Tensor;
           const mask = batch.labelMask as Tensor;
           counts =
-            group === undefined
+            group === undefined || gradSync === undefined
               ? singleStep(context, batch.images, labels, mask)
-              : await distributedStep({ ...context, group }, batch.images, labels, mask);
+              : await distributedStep({ ...context, group, gradSync }, batch.images, labels, mask);
         } finally {
           batch.dispose();
         }
@@ -461,6 +476,7 @@ export async function finetune(options: FinetuneOptions): Promise<DownstreamResu
   } finally {
     progress.finish();
     selection.dispose();
+    gradSync?.dispose();
     model.dispose();
   }
 }

@@ -282,6 +282,7 @@ async function runDownstreamIn(
       trunkLr: config.trunkLr,
       warmup: config.warmup,
       group: cellGroup,
+      gradSync: config.gradSync,
       onStep: hooks.onStep === undefined ? undefined : (step, loss) => hooks.onStep!({ fraction, draw }, step, loss),
     });
   };

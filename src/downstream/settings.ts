@@ -6,6 +6,7 @@
 import { adapt, defaultsOf, parsingProblem, pick, resolve, type Setting, type SettingsOf } from '../config/settings.js';
 import { NORMALIZATIONS, type NormalizationName } from '../data/augment.js';
 import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { GRAD_SYNC_SETTING } from '../distributed/index.js';
 import { SOURCE_SETTINGS, sourceOptionsOf, type SourceOptions, UNCERTAINTY_POLICIES } from '../data/sources/index.js';
 import { modelNames } from '../models/index.js';
 import * as torch from '../torch/index.js';
@@ -181,6 +182,7 @@ export const DOWNSTREAM_SETTINGS = [
     help: 'fine-tuning only: epochs of linear learning-rate warm-up from 0',
   },
   { key: 'batchSize', type: 'int', range: 'positive', default: 16, help: 'batch size' },
+  GRAD_SYNC_SETTING,
   {
     key: 'ensemble',
     type: 'int',

@@ -10,7 +10,7 @@
 import { copyFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { averageGradients, broadcastTensors, inLaunchGroup, type ProcessGroup } from '../distributed/index.js';
+import { broadcastTensors, type GradSyncStep, inLaunchGroup, type ProcessGroup } from '../distributed/index.js';
 import { type BatchLoader } from '../data/loader.js';
 import { combineSeeds } from '../data/prng.js';
 import * as torch from '../torch/index.js';
@@ -70,6 +70,8 @@ export interface PretrainHooks {
    * joins its group; otherwise the run is one process.
    */
   group?: ProcessGroup;
+  /** In a group, called after each step's backward with what the gradient reduction took (for benchmarks). */
+  onGradSync?: (sync: GradSyncStep) => void;
 }
 
 /** Where a run stands while it trains, shared by the epochs. */
@@ -116,8 +118,7 @@ async function trainOneEpoch(
         torch.Tensor,
       ];
       try {
-        result =
-          group === undefined ? singleStep(training, q, k) : await distributedStep(training, group, q, k, hooks.signal);
+        result = group === undefined ? singleStep(training, q, k) : await distributedStep(training, group, q, k, hooks);
       } finally {
         torch.dispose([q, k]);
       }
@@ -182,17 +183,20 @@ function singleStep(training: Training, q: torch.Tensor, k: torch.Tensor): StepR
 /**
  * One data-parallel step: the MoCo step across ranks, the loss, top-1 and
  * stop flag summed over ranks in one allreduce (so every rank sees the same
- * loss, and stops or diverges at the same step), backward, gradients averaged
- * across ranks, optimizer step.
+ * loss, and stops or diverges at the same step), backward with the gradients
+ * averaged across ranks (during backward or after it: `gradSync`), optimizer
+ * step.
  */
 async function distributedStep(
   training: Training,
   group: ProcessGroup,
   q: torch.Tensor,
   k: torch.Tensor,
-  signal: AbortSignal | undefined,
+  hooks: PretrainHooks,
 ): Promise<StepResult> {
-  const { optimizer, model, layout, trainable } = training;
+  const { optimizer, model, layout, gradSync } = training;
+  if (gradSync === undefined) throw new Error('pretrain: a data-parallel step needs the gradient sync of its group');
+  const signal = hooks.signal;
   const out = await distributedMoCoStep(model, q, k, group, layout);
   try {
     const stats = torch.tensor([out.loss.item(), out.top1, signal?.aborted === true ? 1 : 0], [3]);
@@ -202,8 +206,8 @@ async function distributedStep(
       const result = { loss: loss! / group.size, top1: top1! / group.size, stop: stops! > 0 };
       if (!Number.isFinite(result.loss)) return result;
       optimizer.zeroGrad();
-      out.loss.backward();
-      await averageGradients(group, trainable);
+      const sync = await gradSync.backward(out.loss);
+      hooks.onGradSync?.(sync);
       optimizer.step();
       return result;
     } finally {
@@ -321,6 +325,7 @@ async function pretrainIn(
     await cache.close();
     await monitor?.close();
     training.scaler?.dispose();
+    training.gradSync?.dispose();
     training.model.dispose();
     log(message);
     const { at, checkpoint, lastLoss } = standing;

@@ -14,6 +14,7 @@ import {
   type SettingsOf,
 } from '../config/settings.js';
 import { CACHE_SIZE_SETTING, IMAGE_SIDE_SETTING as imageSide } from '../data/limits.js';
+import { GRAD_SYNC_SETTING } from '../distributed/index.js';
 import type { ScheduleSpec } from '../optim/index.js';
 import * as torch from '../torch/index.js';
 
@@ -113,6 +114,7 @@ export const PRETRAIN_SETTINGS = [
     check: (value: string) => parsingProblem('shuffleBn', () => parseShuffleBn(value)),
     help: 'off or split:N, split-batch BN with shuffled keys',
   },
+  GRAD_SYNC_SETTING,
   {
     key: 'positives',
     type: 'string',
@@ -214,7 +216,8 @@ export const PRETRAIN_DEFAULTS = defaultsOf(PRETRAIN_SETTINGS);
  * Settings that a resumed run may change: the epochs to run (more extend it;
  * the schedule must not depend on them), the step limit, logging and
  * checkpoint intervals, decoding threads, the cache and run folders'
- * locations, the device and memory layout, and the kNN monitor. Every other
+ * locations, the device and memory layout, when the gradient allreduce runs
+ * (the same numbers either way), and the kNN monitor. Every other
  * setting defines the run, and changing it is refused.
  */
 export const RESUMABLE_SETTINGS: readonly (keyof PretrainConfig)[] = resumableKeys(PRETRAIN_SETTINGS);

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 
 import { mocoCxrAugmentation } from '../data/augment.js';
 import { EventWriter, removeEvents, rowScalars, trimEvents } from '../util/tensorboard.js';
-import { type ProcessGroup, SETUP_TIMEOUT_MS } from '../distributed/index.js';
+import { GradientSync, type ProcessGroup, SETUP_TIMEOUT_MS } from '../distributed/index.js';
 import { buildCache, type ImageCache } from '../data/cache.js';
 import { sourceCacheFolder } from '../data/cache-folder.js';
 import { BatchLoader } from '../data/loader.js';
@@ -60,6 +60,8 @@ export interface Training {
   layout: torch.MemoryFormat;
   /** The encoder's parameters, whose gradients the fp16 scaler unscales. */
   trainable: torch.Tensor[];
+  /** In a group: backward with the encoder's gradients averaged across ranks (during it or after it, as `gradSync` says). */
+  gradSync: GradientSync | undefined;
   forward: (q: torch.Tensor, k: torch.Tensor) => ReturnType<MoCo['step']>;
 }
 
@@ -221,6 +223,10 @@ export function setUpTraining(config: PretrainConfig, log: (line: string) => voi
     state: { model, optimizer, scheduler, scaler },
     layout,
     trainable: model.encoderQ.parameters(),
+    gradSync:
+      group === undefined
+        ? undefined
+        : new GradientSync(group, model.encoderQ.parameters(), { mode: config.gradSync, op: 'avg' }),
     forward,
   };
 }

@@ -93,7 +93,7 @@ describe('pretrain run folders', () => {
     assert.match(changed.stderr, /temperature: 0.2 → 0.1/);
     assert.match(
       changed.stderr,
-      /only epochs, workers, device, out, cacheDir, checkpointEvery, logEvery, maxSteps, memoryFormat, monitor, monitorTask may change/,
+      /only epochs, gradSync, workers, device, out, cacheDir, checkpointEvery, logEvery, maxSteps, memoryFormat, monitor, monitorTask may change/,
     );
     assert.equal(readFileSync(join(run, 'config.json'), 'utf8'), before);
 

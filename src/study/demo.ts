@@ -5,12 +5,14 @@
  * fractions compare it with the same network from random weights, on pleural
  * effusion and, as a transfer target, cardiomegaly.
  *
- * The phantoms are the `posed` style: their pose varies as much as MoCo-CXR's
+ * The phantoms are the `steady` style: their pose varies as much as MoCo-CXR's
  * augmentations do (rotation, shift, mirrored films), the nuisance instance
- * discrimination learns to ignore, while the findings survive the
- * augmentations. The linear probe is the converged one (`probe: lbfgs`), so
- * that a difference is the features' and not the probe's optimization
- * (docs/demo-design.md has the measurements behind these choices).
+ * discrimination learns to ignore, while what the augmentations cannot remove
+ * (exposure, grain, scale, a per-film lung texture) is held nearly fixed, so
+ * that films differ mostly in anatomy and findings. The linear probe is the
+ * converged one (`probe: lbfgs`), so that a difference is the features' and not
+ * the probe's optimization (docs/demo-design.md has the measurements behind
+ * these choices).
  */
 import { type Setting } from '../config/settings.js';
 import { resolveStudyConfig, type StudyConfig } from './config.js';

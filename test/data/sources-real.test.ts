@@ -84,11 +84,8 @@ test(
   },
 );
 
-test('chexpert: the real train.csv.gz parses with the known counts, fast', { skip: missing(CHEXPERT) }, async () => {
-  const started = performance.now();
+test('chexpert: the real train.csv.gz parses with the known counts', { skip: missing(CHEXPERT) }, async () => {
   const source = await openSource(`chexpert:${CHEXPERT}`);
-  const seconds = (performance.now() - started) / 1000;
-  assert.ok(seconds < 10, `took ${seconds.toFixed(1)} s`);
   assert.equal(source.records.length, 223414);
   assert.equal(source.tasks.length, 14);
   assert.deepEqual(source.fileCounts?.['Pleural Effusion'], {

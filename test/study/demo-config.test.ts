@@ -31,7 +31,7 @@ describe('demo study', () => {
         assert.equal(config.training.probe, 'lbfgs');
         const sets = phantomSets(config);
         assert.ok(sets.length >= (quick ? 3 : 6));
-        for (const set of sets) assert.equal(set.style, 'posed');
+        for (const set of sets) assert.equal(set.style, 'steady');
         const own = sets.map((s) => s.seed);
         assert.equal(new Set(own).size, own.length, `sets share a seed: ${own.join(', ')}`);
         return own;

@@ -367,11 +367,17 @@ function logisticCell(options: LinearProbeOptions, records: readonly XrayRecord[
     valAuc: point.valAuc,
   }));
   const chosen = selection.path[selection.chosen]!;
-  const unconverged = selection.path.filter((point) => !point.converged).map((point) => point.l2.toExponential(1));
+  const short = (stalled: boolean): string[] =>
+    selection.path
+      .filter((point) => !point.converged && point.stalled === stalled)
+      .map((point) => `${point.l2.toExponential(1)} (gradient ${point.gradMax.toExponential(1)})`);
+  const unconverged = short(false);
+  const stalled = short(true);
   options.log?.(
     `linear (L-BFGS) ${features.init} f=${fraction} draw ${draw}: L2 ${chosen.l2.toExponential(1)}, ` +
       `val AUC ${bestText(chosen.valAuc)}, ${chosen.iterations} iterations` +
-      (unconverged.length > 0 ? `; not converged at L2 ${unconverged.join(', ')}` : ''),
+      (unconverged.length > 0 ? `; not converged at L2 ${unconverged.join(', ')}` : '') +
+      (stalled.length > 0 ? `; flat to float64 rounding before the tolerance at L2 ${stalled.join(', ')}` : ''),
   );
   const logits = selection.logits(testX, testRows.length);
   const probabilities = Array.from(logits, (z) => 1 / (1 + Math.exp(-z)));

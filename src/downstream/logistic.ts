@@ -44,8 +44,14 @@ export interface LbfgsResult {
   iterations: number;
   /** Objective and gradient evaluations. */
   evaluations: number;
-  /** Whether `gradMax <= gradTol` (else the iteration limit or a failed line search stopped it). */
+  /** Whether `gradMax <= gradTol` (else the iteration limit, a failed line search or a stall stopped it). */
   converged: boolean;
+  /**
+   * Whether it stopped because the objective no longer fell by more than
+   * float64 rounding: the gradient left is then below what the function
+   * values can resolve, and further iterations only wander.
+   */
+  stalled: boolean;
 }
 
 /** The objective and its gradient: returns f(x) and writes ∇f(x) into `grad`. */
@@ -64,11 +70,30 @@ function maxAbs(a: Float64Array): number {
 }
 
 /**
+ * Iterations in a row whose decrease of the objective is within rounding
+ * ({@link FLAT_DECREASE} relative) after which the minimizer stops.
+ */
+const FLAT_ITERATIONS = 5;
+
+/**
+ * A relative decrease this small is float64 rounding, not progress: a sum of
+ * n terms carries a relative error of order n·ε (ε = 2.2e-16), so below a few
+ * ulps the Armijo test accepts or refuses steps by the rounding of the sums.
+ */
+const FLAT_DECREASE = 8 * Number.EPSILON;
+
+/**
  * Minimizes a smooth function by limited-memory BFGS (the two-loop recursion,
  * Nocedal & Wright, Algorithm 7.4) with a backtracking line search on the
  * Armijo condition. A correction pair is kept only when its curvature sᵀy is
  * positive, so the implicit inverse Hessian stays positive definite even
  * where backtracking accepted a step that a Wolfe search would not have.
+ * It stops at the gradient tolerance, at the iteration limit, when no step
+ * decreases the objective, or when {@link FLAT_ITERATIONS} iterations in a row
+ * decrease it only by rounding (`stalled`): near the optimum of a sum over
+ * many rows the gradient can be larger than `gradTol` while the objective is
+ * already flat to the last bits, and without this rule the remaining
+ * iterations all run to the limit.
  */
 export function minimizeLbfgs(f: ObjectiveWithGradient, x0: Float64Array, options: LbfgsOptions = {}): LbfgsResult {
   const gradTol = options.gradTol ?? 1e-8;
@@ -88,7 +113,8 @@ export function minimizeLbfgs(f: ObjectiveWithGradient, x0: Float64Array, option
   let nextX = new Float64Array(size);
   let nextGrad = new Float64Array(size);
   let iterations = 0;
-  while (maxAbs(grad) > gradTol && iterations < maxIterations) {
+  let flat = 0;
+  while (maxAbs(grad) > gradTol && iterations < maxIterations && flat < FLAT_ITERATIONS) {
     // Two-loop recursion: direction = −H·grad.
     for (let i = 0; i < size; i++) direction[i] = -(grad[i] as number);
     for (let k = sList.length - 1; k >= 0; k--) {
@@ -151,12 +177,14 @@ export function minimizeLbfgs(f: ObjectiveWithGradient, x0: Float64Array, option
       yList.push(y);
       rhoList.push(1 / curvature);
     }
+    flat = value - nextValue <= FLAT_DECREASE * Math.max(1, Math.abs(value)) ? flat + 1 : 0;
     [x, nextX] = [nextX, x];
     [grad, nextGrad] = [nextGrad, grad];
     value = nextValue;
   }
   const gradMax = maxAbs(grad);
-  return { x, value, gradMax, iterations, evaluations, converged: gradMax <= gradTol };
+  const converged = gradMax <= gradTol;
+  return { x, value, gradMax, iterations, evaluations, converged, stalled: !converged && flat >= FLAT_ITERATIONS };
 }
 
 /** log(1 + eᶻ) without overflow. */
@@ -309,6 +337,8 @@ export interface LogisticPathPoint {
   trainLoss: number;
   iterations: number;
   converged: boolean;
+  /** Stopped short of the tolerance because the objective was flat to rounding (see {@link LbfgsResult}). */
+  stalled: boolean;
   gradMax: number;
   seconds: number;
 }
@@ -380,6 +410,7 @@ export function selectLogistic(
       trainLoss: fit.value - 0.5 * l2 * penalty,
       iterations: fit.iterations,
       converged: fit.converged,
+      stalled: fit.stalled,
       gradMax: fit.gradMax,
       seconds: (performance.now() - began) / 1000,
     });

@@ -160,6 +160,22 @@ describe('logistic regression', () => {
     });
   });
 
+  test('a tolerance below float64 rounding ends as a stall at the optimum, not at the iteration limit', () => {
+    const problem = noisyProblem(300, 8, 9);
+    const reference = fitLogistic(problem, 0.01, { gradTol: 1e-8 });
+    assert.ok(reference.converged, `the reference fit reached gradient ${reference.gradMax}`);
+    // No gradient is exactly 0: the only way out short of the limit is the objective going flat.
+    const fit = fitLogistic(problem, 0.01, { gradTol: 0, maxIterations: 100_000 });
+    assert.equal(fit.converged, false);
+    assert.equal(fit.stalled, true);
+    assert.ok(fit.iterations < reference.iterations + 100, `${fit.iterations} iterations against ${reference.iterations}`);
+    // Flat means at the optimum as far as float64 can tell: the value is the reference's to rounding
+    // (a mean of 300 terms), and the gradient no larger than the reference's.
+    assert.ok(fit.value <= reference.value + 300 * EPS64 * reference.value, `${fit.value} vs ${reference.value}`);
+    assert.ok(fit.gradMax <= reference.gradMax, `gradient ${fit.gradMax} vs ${reference.gradMax}`);
+    assert.equal(reference.stalled, false);
+  });
+
   test('masked rows change nothing: the fit equals one without them', () => {
     const problem = noisyProblem(70, 4, 5);
     const keep = Array.from({ length: problem.n }, (_, r) => r).filter((r) => problem.weight[r] === 1);

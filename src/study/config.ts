@@ -51,6 +51,11 @@ export interface ModeGrid {
   epochs: number;
 }
 
+/** The modes `target` runs: its own `modes`, else the study's. */
+export function targetModes(config: StudyConfig, target: StudyTarget): TrainingMode[] {
+  return target.modes ?? config.modes;
+}
+
 /** The grid of `mode` on `target`: the mode's block, then the target's, then the study's settings. */
 export function modeGrid(config: StudyConfig, target: StudyTarget, mode: TrainingMode): ModeGrid {
   const own = target[mode];
@@ -144,6 +149,7 @@ function readTarget(value: unknown, index: number, where: string, base: string):
     ...settings,
     name: settings.name ?? (index === 0 ? 'source' : ''),
     fractions: uniqueSorted(settings.fractions),
+    ...(settings.modes === undefined ? {} : { modes: [...new Set(settings.modes)] }),
     ...modes,
   } as StudyTarget;
 }

@@ -20,7 +20,7 @@ import { broadcastJson, inLaunchGroup, type ProcessGroup } from '../distributed/
 import { checkResumable, dataParallelConfig, pretrain, resolvePretrainConfig } from '../moco/pretrain.js';
 import { runDownstream, type DownstreamResult } from '../downstream/index.js';
 import { readStudyClock, writeStudyClock } from './clock.js';
-import { modeGrid, type StudyConfig } from './config.js';
+import { modeGrid, type StudyConfig, targetModes } from './config.js';
 import { TARGET_SOURCE_KEYS } from './settings.js';
 import { cellKey } from './format.js';
 import { writeReport, type WrittenReport } from './report.js';
@@ -155,7 +155,7 @@ async function runStudyIn(
   const fractionsByTarget: Record<string, Partial<Record<TrainingMode, number[]>>> = {};
   for (const target of config.targets) {
     fractionsByTarget[target.name] = {};
-    for (const mode of config.modes) {
+    for (const mode of targetModes(config, target)) {
       const grid = modeGrid(config, target, mode);
       fractionsByTarget[target.name]![mode] = grid.fractions;
       for (const init of ['moco', 'baseline'] as const) {

@@ -296,6 +296,10 @@ export function score(results: StudyResults, options: ReportOptions): Scored {
       // A mode's rows are the fractions it was declared with and those its cells ran; without a
       // declaration (a report of saved results), those of any of the target's cells.
       const declared = options.fractions?.[target]?.[mode];
+      // A target whose grid is declared without this mode does not run it (its own `modes`): no table,
+      // unless saved cells of the mode are there to show.
+      const ran = results.cells.some((c) => c.target === target && c.mode === mode);
+      if (options.fractions?.[target] !== undefined && declared === undefined && !ran) continue;
       const fractions = new Set<number>(declared ?? []);
       for (const cell of results.cells) {
         if (cell.target === target && (declared === undefined || cell.mode === mode)) fractions.add(cell.fraction);

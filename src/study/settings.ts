@@ -77,6 +77,9 @@ export const STUDY_TARGET_SETTINGS = [
   adapt(downstream('valSplit'), { flag: null }),
   adapt(downstream('task'), { flag: null }),
   adapt(downstream('uncertain'), { flag: null }),
+  optionalAs(pick(STUDY_SETTINGS, ['modes'])[0]!, "the study's", {
+    help: "this target's modes, e.g. [linear] for a transfer target probed only",
+  }),
   optionalAs(downstream('fractions'), "the study's", { flag: null }),
   optionalAs(downstream('draws'), "the study's", { flag: null }),
   // How the target's sources are opened: every option a source takes (each kind checks its own).

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 
 import { flagName, flagsOf, problemWith, resolve, type Setting } from '../../src/config/settings.js';
 import { PRETRAIN_SETTINGS } from '../../src/moco/settings.js';
-import { modeGrid, readStudyConfig, resolveStudyConfig, type StudyTarget } from '../../src/study/config.js';
+import { modeGrid, readStudyConfig, resolveStudyConfig, type StudyTarget, targetModes } from '../../src/study/config.js';
 import { DOWNSTREAM_SETTINGS } from '../../src/downstream/settings.js';
 import { DEMO_SETTINGS } from '../../src/study/demo.js';
 import {
@@ -136,6 +136,24 @@ describe('settings tables', () => {
     assert.deepEqual(modeGrid(config, source, 'linear'), { fractions: [0.1, 1], draws: 4, epochs: 7 });
     assert.deepEqual(modeGrid(config, tb, 'linear'), { fractions: [0.1, 1], draws: 3, epochs: 7 });
     assert.deepEqual(modeGrid(config, tb, 'finetune'), { fractions: [0.1, 1], draws: 2, epochs: 0 });
+    assert.deepEqual(targetModes(config, source), ['linear', 'finetune']);
+    const probedOnly = resolveStudyConfig({
+      pretrain: { data: 'phantom:8' },
+      targets: [
+        { train: 'phantom:8', test: 'phantom:8' },
+        { name: 'tb', train: 'phantom:8', test: 'phantom:8', modes: ['linear', 'linear'] },
+      ],
+    });
+    assert.deepEqual(targetModes(probedOnly, probedOnly.targets[0]!), ['linear', 'finetune']);
+    assert.deepEqual(targetModes(probedOnly, probedOnly.targets[1]!), ['linear']);
+    assert.throws(
+      () =>
+        resolveStudyConfig(
+          { pretrain: { data: 'phantom:8' }, targets: [{ train: 'phantom:8', test: 'phantom:8', modes: ['knn'] }] },
+          'f.yaml',
+        ),
+      /f\.yaml: targets\[0\]: modes/,
+    );
     assert.throws(
       () =>
         resolveStudyConfig(

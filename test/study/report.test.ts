@@ -275,7 +275,8 @@ describe('writeReport', () => {
       replicates: REPLICATES,
       seed: SEED,
       // 'later' is a target the grid has not reached: it is listed all the same.
-      fractions: { source: { linear: [0.5] }, later: { linear: [0.1], finetune: [0.1] } },
+      // 'probed' runs only linear probes (its own `modes`): it gets no fine-tuning table.
+      fractions: { source: { linear: [0.5] }, later: { linear: [0.1], finetune: [0.1] }, probed: { linear: [0.1] } },
     });
     const markdown = readFileSync(join(dir, 'report.md'), 'utf8');
     const tables = markdownTables(markdown);
@@ -302,6 +303,8 @@ describe('writeReport', () => {
 
     assert.deepEqual(tables.get('later / Linear probe'), [['10%', '—', '—', '—', '0 / 0']]);
     assert.deepEqual(tables.get('later / Fine-tuning (end to end)'), [['10%', '—', '—', '—', '0 / 0']]);
+    assert.deepEqual(tables.get('probed / Linear probe'), [['10%', '—', '—', '—', '0 / 0']]);
+    assert.equal(tables.get('probed / Fine-tuning (end to end)'), undefined);
 
     const row = report.tables[0]!.rows[1]!;
     assert.equal(row.baseline, null);
@@ -310,6 +313,7 @@ describe('writeReport', () => {
     assert.equal(findCellSummary(report, 'source', 'finetune', 'moco', 0.1).auc, null);
     assert.deepEqual(report.notes, [
       "Target 'later': none of its cells has finished yet.",
+      "Target 'probed': none of its cells has finished yet.",
       'source, linear, 10%: draw 1 of MoCo and baseline were trained on different subsets, so their difference ' +
         'also carries the subsets’ variation.',
     ]);

@@ -10,7 +10,13 @@ import { describe, test } from 'node:test';
 
 import { flagName, flagsOf, problemWith, resolve, type Setting } from '../../src/config/settings.js';
 import { PRETRAIN_SETTINGS } from '../../src/moco/settings.js';
-import { modeGrid, readStudyConfig, resolveStudyConfig, type StudyTarget, targetModes } from '../../src/study/config.js';
+import {
+  modeGrid,
+  readStudyConfig,
+  resolveStudyConfig,
+  type StudyTarget,
+  targetModes,
+} from '../../src/study/config.js';
 import { DOWNSTREAM_SETTINGS } from '../../src/downstream/settings.js';
 import { DEMO_SETTINGS } from '../../src/study/demo.js';
 import {

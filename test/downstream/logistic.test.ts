@@ -168,7 +168,10 @@ describe('logistic regression', () => {
     const fit = fitLogistic(problem, 0.01, { gradTol: 0, maxIterations: 100_000 });
     assert.equal(fit.converged, false);
     assert.equal(fit.stalled, true);
-    assert.ok(fit.iterations < reference.iterations + 100, `${fit.iterations} iterations against ${reference.iterations}`);
+    assert.ok(
+      fit.iterations < reference.iterations + 100,
+      `${fit.iterations} iterations against ${reference.iterations}`,
+    );
     // Flat means at the optimum as far as float64 can tell: the value is the reference's to rounding
     // (a mean of 300 terms), and the gradient no larger than the reference's.
     assert.ok(fit.value <= reference.value + 300 * EPS64 * reference.value, `${fit.value} vs ${reference.value}`);

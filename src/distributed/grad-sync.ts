@@ -74,6 +74,8 @@ export class GradientSync {
   readonly op: 'avg' | 'sum';
   private readonly parameters: torch.Tensor[];
   private readonly bucketBytes: number;
+  /** The after-backward path's bucket count: fixed by the parameters' sizes, so counted once. */
+  private readonly flatBuckets: number;
   private reducer: NativeGradReducer | undefined;
 
   /**
@@ -90,6 +92,7 @@ export class GradientSync {
     this.op = options.op ?? 'avg';
     this.bucketBytes = options.bucketBytes ?? DEFAULT_BUCKET_BYTES;
     this.parameters = parameters.filter((p) => p.requiresGrad);
+    this.flatBuckets = group.size === 1 ? 0 : bucketsOf(this.parameters, this.bucketBytes).length;
     if (this.mode === 'overlap' && group.size > 1 && this.parameters.length > 0) {
       this.reducer = group.gradReducer(this.parameters, {
         op: this.op,
@@ -113,7 +116,7 @@ export class GradientSync {
       await reduceGradients(this.group, this.parameters, this.op, this.bucketBytes);
       return {
         mode: this.mode,
-        buckets: this.group.size === 1 ? 0 : bucketsOf(this.parameters, this.bucketBytes).length,
+        buckets: this.flatBuckets,
         launchedEarly: 0,
         backwardMs: backwardEnd - started,
         exposedMs: performance.now() - backwardEnd,

@@ -367,12 +367,12 @@ function logisticCell(options: LinearProbeOptions, records: readonly XrayRecord[
     valAuc: point.valAuc,
   }));
   const chosen = selection.path[selection.chosen]!;
-  const short = (stalled: boolean): string[] =>
+  const stoppedShort = (stalled: boolean): string[] =>
     selection.path
       .filter((point) => !point.converged && point.stalled === stalled)
       .map((point) => `${point.l2.toExponential(1)} (gradient ${point.gradMax.toExponential(1)})`);
-  const unconverged = short(false);
-  const stalled = short(true);
+  const unconverged = stoppedShort(false);
+  const stalled = stoppedShort(true);
   options.log?.(
     `linear (L-BFGS) ${features.init} f=${fraction} draw ${draw}: L2 ${chosen.l2.toExponential(1)}, ` +
       `val AUC ${bestText(chosen.valAuc)}, ${chosen.iterations} iterations` +

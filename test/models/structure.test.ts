@@ -182,8 +182,10 @@ test('a training loop holds memory flat: forward and backward free their interme
   const median = (values: number[]): number => [...values].sort((a, b) => a - b)[2]!;
   const grownMb = median(readings.slice(-5)) - median(readings.slice(0, 5));
   // One step's activations take ~10 MB; leaking them would grow RSS by ~150 MB over the 15 steps between.
+  // The bound is half of that: glibc can also move to a level one arena chunk higher and stay there
+  // (seen: 449 → 485–493 MB in one run), which a bound below one chunk would call a leak.
   assert.ok(
-    grownMb < 30,
+    grownMb < 75,
     `RSS grew by ${grownMb.toFixed(1)} MB over 15 steps (readings ${readings.map((r) => r.toFixed(0)).join(' ')})`,
   );
   torch.dispose([x, target]);
